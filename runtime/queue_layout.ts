@@ -1,0 +1,312 @@
+/**
+ * The SharedArrayBuffer layout behind {@linkcode MpscQueue}: one table of
+ * named offsets, the size arithmetic, and validation of a buffer handed to
+ * another thread.
+ *
+ * The buffer is viewed as an `Int32Array` (`w`, word indices below). Every
+ * line is 128 bytes (32 words): two 64-byte cache lines, because x86's
+ * adjacent-line prefetcher pulls lines in pairs (the reason JCTools pads to
+ * 128 too).
+ *
+ * | line | word (index)        | name               | written by            | read by            |
+ * | ---- | ------------------- | ------------------ | --------------------- | ------------------ |
+ * | 0    | `H_MAGIC` (0)       | magic number       | creator, once         | attachers          |
+ * | 0    | `H_VERSION` (1)     | layout version     | creator, once         | attachers          |
+ * | 0    | `H_PRODUCERS` (2)   | producer slots     | creator, once         | all                |
+ * | 0    | `H_NODES` (3)       | nodes per producer | creator, once         | all                |
+ * | 0    | `H_BYTES` (4)       | bytes per producer | creator, once         | all                |
+ * | 0    | `H_STATE` (5)       | open / closed      | owner of the loop     | producers          |
+ * | 1    | `TAIL` (32)         | last pushed node   | producers (exchange)  | consumer           |
+ * | 1    | `WAIT_NR` (33)      | armed wake target  | consumer, producers   | producers          |
+ * | 1    | `ADDED` (34)        | lazy adds counted  | producers, consumer   | producers          |
+ * | 1    | `NOTIFIES` (35)     | notifies sent      | producers             | metrics            |
+ * | 2    | `CURSOR` (64)       | consumer cursor    | consumer              | diagnostics        |
+ * | 3+   | producer table      | 2 lines each       | see `P_*` / `C_*`     |                    |
+ * | ...  | node table          | 4 words a node     | owning producer       | consumer           |
+ * | ...  | payload rings       | bytes per producer | owning producer       | consumer           |
+ *
+ * Line 1 is the one producers contend on: every push exchanges `TAIL` and
+ * then reads `WAIT_NR`, so the wake words share its line and a push moves one
+ * line, not two (the seed keeps `cq_wait_nr` beside the work list for the
+ * same reason). The consumer writes line 1 only when it arms a sleep.
+ * `CURSOR` sits alone on line 2 so that popping never dirties line 1; the
+ * consumer mirrors it there only at the end of a drain.
+ *
+ * Each producer slot has a producer line (`P_*`, written by that producer)
+ * and a consumer line (`C_*`, the consumer's release counters for it), so a
+ * producer and the consumer never write the same line.
+ *
+ * @module
+ */
+
+/** Words in one 128-byte line. */
+export const LINE_WORDS = 32;
+/** Bytes in one line. */
+export const LINE_BYTES = LINE_WORDS * 4;
+
+/** Magic number in word 0: ASCII "twlq". */
+export const MAGIC = 0x74776c71;
+/** Bumped whenever this table changes. */
+export const LAYOUT_VERSION = 1;
+
+/** Header word: magic number. */
+export const H_MAGIC = 0;
+/** Header word: layout version. */
+export const H_VERSION = 1;
+/** Header word: number of producer slots. */
+export const H_PRODUCERS = 2;
+/** Header word: nodes per producer slot (a power of two). */
+export const H_NODES = 3;
+/** Header word: payload bytes per producer slot (0 or a power of two). */
+export const H_BYTES = 4;
+/** Header word: {@linkcode STATE_OPEN} or {@linkcode STATE_CLOSED}. */
+export const H_STATE = 5;
+
+/** Queue state: accepting pushes. */
+export const STATE_OPEN = 0;
+/** Queue state: closed, pushes are refused. */
+export const STATE_CLOSED = 1;
+
+/** Producers' line: node index of the last pushed node (exchange target). */
+export const TAIL = 1 * LINE_WORDS;
+/** Producers' line: armed wake target, or {@linkcode WAKE_IDLE}. */
+export const WAIT_NR = TAIL + 1;
+/** Producers' line: lazy adds counted since the waiter armed. */
+export const ADDED = TAIL + 2;
+/** Producers' line: notifies sent by producers (metric, only on the wake path). */
+export const NOTIFIES = TAIL + 3;
+/** `WAIT_NR` value meaning "no one is waiting". */
+export const WAKE_IDLE = -1;
+
+/** Consumer's line: the cursor, mirrored at the end of each drain. */
+export const CURSOR = 2 * LINE_WORDS;
+
+/** First word of the producer table. */
+export const PRODUCER_TABLE = 3 * LINE_WORDS;
+/** Words per producer slot: a producer line and a consumer line. */
+export const SLOT_WORDS = 2 * LINE_WORDS;
+/** Producer line: claim state, {@linkcode SLOT_FREE} or {@linkcode SLOT_CLAIMED}. */
+export const P_CLAIM = 0;
+/** Producer line: nodes ever allocated (written when the producer detaches). */
+export const P_ALLOC_NODES = 1;
+/** Producer line: payload bytes ever reserved (written when it detaches). */
+export const P_ALLOC_BYTES = 2;
+/** Consumer line: nodes of this slot released by the consumer (monotonic, wraps). */
+export const C_RELEASED_NODES = LINE_WORDS;
+/** Consumer line: payload bytes of this slot released (monotonic, wraps). */
+export const C_RELEASED_BYTES = LINE_WORDS + 1;
+/** Slot claim state: free. */
+export const SLOT_FREE = 0;
+/** Slot claim state: owned by a live producer. */
+export const SLOT_CLAIMED = 1;
+
+/** Words per node. */
+export const NODE_WORDS = 4;
+/** Node word: index of the next node, or {@linkcode NIL}. */
+export const N_NEXT = 0;
+/** Node word: `tag * 2 + hasBytes`. */
+export const N_META = 1;
+/** Node word: first value (or payload start counter; or low half of a float64). */
+export const N_A = 2;
+/** Node word: second value (or payload length; or high half of a float64). */
+export const N_B = 3;
+
+/** Node index meaning "no node". */
+export const NIL = 0;
+/** Node index of the consumer's stub node. */
+export const STUB = 1;
+/** Node index of producer slot 0's first node. */
+export const FIRST_PRODUCER_NODE = 2;
+
+/** Payload byte ranges start on 8-byte boundaries (float64 and BigInt views). */
+export const PAYLOAD_ALIGN = 8;
+
+/** Sizes chosen when a queue is created. */
+export interface QueueConfig {
+  /** Producer slots (threads that may push at once), 1 to 4096. Default 16. */
+  producers: number;
+  /** Nodes per producer, a power of two, 1 to 2^20. Default 1024. */
+  nodesPerProducer: number;
+  /** Payload bytes per producer, 0 or a power of two, 64 to 2^26. Default 65536. */
+  bytesPerProducer: number;
+}
+
+/** Defaults used for options left out of {@linkcode QueueConfig}. */
+export const DEFAULT_CONFIG: Readonly<QueueConfig> = Object.freeze({
+  producers: 16,
+  nodesPerProducer: 1024,
+  bytesPerProducer: 65536,
+});
+
+/** Word offsets derived from a config; the same on every thread. */
+export interface Layout extends QueueConfig {
+  /** Word index of node 0. */
+  nodeBase: number;
+  /** Byte offset of producer slot 0's payload ring. */
+  bytesBase: number;
+  /** Total buffer size in bytes. */
+  byteLength: number;
+}
+
+function isPowerOfTwo(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+function checkInt(
+  name: string,
+  value: unknown,
+  min: number,
+  max: number,
+  pow2: boolean,
+): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new TypeError(
+      `Cannot create queue: ${name} must be an integer, got ${String(value)}`,
+    );
+  }
+  if (
+    value < min || value > max || (pow2 && value !== 0 && !isPowerOfTwo(value))
+  ) {
+    throw new RangeError(
+      `Cannot create queue: ${name} must be ${pow2 ? "a power of two " : ""}` +
+        `from ${min} to ${max}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates a partial config and derives the layout.
+ *
+ * @param options Sizes; omitted fields take {@linkcode DEFAULT_CONFIG}.
+ * @returns The full layout.
+ * @throws {TypeError} A size is not an integer.
+ * @throws {RangeError} A size is out of range or not a power of two.
+ */
+export function layoutFor(options: Partial<QueueConfig> = {}): Layout {
+  const producers = checkInt(
+    "producers",
+    options.producers ?? DEFAULT_CONFIG.producers,
+    1,
+    4096,
+    false,
+  );
+  const nodesPerProducer = checkInt(
+    "nodesPerProducer",
+    options.nodesPerProducer ?? DEFAULT_CONFIG.nodesPerProducer,
+    1,
+    1 << 20,
+    true,
+  );
+  const bytesPerProducer = checkInt(
+    "bytesPerProducer",
+    options.bytesPerProducer ?? DEFAULT_CONFIG.bytesPerProducer,
+    0,
+    1 << 26,
+    true,
+  );
+  if (bytesPerProducer !== 0 && bytesPerProducer < 64) {
+    throw new RangeError(
+      `Cannot create queue: bytesPerProducer must be 0 or at least 64, got ${bytesPerProducer}`,
+    );
+  }
+  const nodeCount = FIRST_PRODUCER_NODE + producers * nodesPerProducer;
+  const nodeBase = PRODUCER_TABLE + producers * SLOT_WORDS;
+  const nodeWords = Math.ceil((nodeCount * NODE_WORDS) / LINE_WORDS) *
+    LINE_WORDS;
+  const bytesBase = (nodeBase + nodeWords) * 4;
+  const byteLength = bytesBase + producers * bytesPerProducer;
+  if (byteLength > 2 ** 31) {
+    throw new RangeError(
+      `Cannot create queue: ${byteLength} bytes exceeds the 2 GiB limit`,
+    );
+  }
+  return {
+    producers,
+    nodesPerProducer,
+    bytesPerProducer,
+    nodeBase,
+    bytesBase,
+    byteLength,
+  };
+}
+
+/**
+ * Allocates and initialises a queue buffer: header, empty queue (the stub is
+ * both cursor and tail), no waiter, every producer slot free.
+ *
+ * @param layout From {@linkcode layoutFor}.
+ * @returns A new SharedArrayBuffer.
+ */
+export function createBuffer(layout: Layout): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(layout.byteLength);
+  const w = new Int32Array(sab);
+  w[H_MAGIC] = MAGIC;
+  w[H_VERSION] = LAYOUT_VERSION;
+  w[H_PRODUCERS] = layout.producers;
+  w[H_NODES] = layout.nodesPerProducer;
+  w[H_BYTES] = layout.bytesPerProducer;
+  w[H_STATE] = STATE_OPEN;
+  w[TAIL] = STUB;
+  w[WAIT_NR] = WAKE_IDLE;
+  w[CURSOR] = STUB;
+  // These plain writes reach other threads through whatever hands them the
+  // buffer (postMessage is a synchronizing operation).
+  return sab;
+}
+
+/**
+ * Reads and checks the layout of a buffer made by {@linkcode createBuffer}.
+ *
+ * @param buffer A buffer received from another thread.
+ * @param action What the caller was doing, for the error message.
+ * @returns The layout.
+ * @throws {TypeError} Not a SharedArrayBuffer, or not a twloop queue buffer.
+ */
+export function readLayout(buffer: unknown, action: string): Layout {
+  if (!(buffer instanceof SharedArrayBuffer)) {
+    throw new TypeError(`Cannot ${action}: expected a SharedArrayBuffer`);
+  }
+  if (buffer.byteLength < PRODUCER_TABLE * 4) {
+    throw new TypeError(`Cannot ${action}: buffer is not a twloop queue`);
+  }
+  const w = new Int32Array(buffer);
+  if (
+    Atomics.load(w, H_MAGIC) !== MAGIC ||
+    Atomics.load(w, H_VERSION) !== LAYOUT_VERSION
+  ) {
+    throw new TypeError(`Cannot ${action}: buffer is not a twloop queue`);
+  }
+  const layout = layoutFor({
+    producers: w[H_PRODUCERS],
+    nodesPerProducer: w[H_NODES],
+    bytesPerProducer: w[H_BYTES],
+  });
+  if (layout.byteLength !== buffer.byteLength) {
+    throw new TypeError(
+      `Cannot ${action}: buffer size does not match its header`,
+    );
+  }
+  return layout;
+}
+
+/**
+ * Word index of a node.
+ *
+ * @param layout The queue layout.
+ * @param node Node index.
+ * @returns Index of the node's first word in the `Int32Array` view.
+ */
+export function nodeWord(layout: Layout, node: number): number {
+  return layout.nodeBase + node * NODE_WORDS;
+}
+
+/**
+ * Word index of a producer slot's table entry.
+ *
+ * @param slot Producer slot number.
+ * @returns Index of the slot's producer line.
+ */
+export function slotWord(slot: number): number {
+  return PRODUCER_TABLE + slot * SLOT_WORDS;
+}
