@@ -394,6 +394,24 @@ export class MpscQueue {
   }
 
   /**
+   * Items queued, estimated: per producer slot, nodes allocated (a plain,
+   * possibly stale read of the count each producer writes on every push)
+   * minus nodes released. Stale in the direction of too few, never
+   * negative. Consumer thread only; O(producer slots).
+   *
+   * @returns The estimate.
+   */
+  depth(): number {
+    const w = this.#w;
+    let n = 0;
+    for (let s = 0; s < this.layout.producers; s++) {
+      const d = (w[slotWord(s) + P_ALLOC_NODES] - this.#relNodes[s]) | 0;
+      if (d > 0) n += d;
+    }
+    return n;
+  }
+
+  /**
    * Whether nothing is queued or being pushed (a snapshot: a push may land
    * right after). Consumer thread only.
    *
@@ -520,6 +538,8 @@ export class Producer {
     const w = this.#w;
     const base = this.#layout.nodeBase;
     w[base + last * NODE_WORDS + N_NEXT] = NIL;
+    // Plain: read racily by MpscQueue.depth(), an estimate by contract.
+    w[this.#slotAt + P_ALLOC_NODES] = this.#allocNodes;
     // The exchange publishes every plain write above; the consumer observes
     // it through the link below (Atomics.load in MpscQueue.#loadNext) or
     // through TAIL (Atomics.load in MpscQueue.#take).

@@ -1,0 +1,49 @@
+/**
+ * twloop: an embeddable event loop whose work queue is a wait-free
+ * multi-producer single-consumer FIFO in a SharedArrayBuffer. Tasks, timers,
+ * host completions and items pushed by worker threads share one FIFO order;
+ * the loop runs at most `maxEvents` of them per pass and sleeps with lazy,
+ * counted wake-ups.
+ *
+ * @example
+ * ```ts
+ * import { Loop, VirtualClock } from "./mod.ts";
+ *
+ * const loop = new Loop({ clock: new VirtualClock() });
+ * const order: string[] = [];
+ * loop.setTimer(() => order.push("after 5 ms"), 5);
+ * loop.queue(() => order.push("first task"));
+ * await loop.run();
+ * if (order.join() !== "first task,after 5 ms") throw new Error(order.join());
+ * ```
+ *
+ * @module
+ */
+
+export {
+  FIRST_USER_TAG,
+  Loop,
+  QueueFullError,
+  ReentrancyError,
+} from "./runtime/loop.ts";
+export type { LoopMetrics, LoopOptions } from "./runtime/loop.ts";
+export { RealClock, VirtualClock } from "./runtime/clock.ts";
+export type { Clock } from "./runtime/clock.ts";
+export { Timer } from "./runtime/timers.ts";
+export {
+  BUSY,
+  EMPTY,
+  MpscQueue,
+  Producer,
+  PUSH_FULL,
+  PUSH_OK,
+  PUSH_WAS_EMPTY,
+  QueueEntry,
+} from "./runtime/mpsc_queue.ts";
+export type {
+  DrainState,
+  PushResult,
+  QueueConfig,
+} from "./runtime/mpsc_queue.ts";
+export { Waiter, wake } from "./runtime/wake.ts";
+export type { SleepResult } from "./runtime/wake.ts";
