@@ -27,6 +27,7 @@ export {
   ReentrancyError,
 } from "./runtime/loop.ts";
 export type { LoopMetrics, LoopOptions } from "./runtime/loop.ts";
+export type { Source } from "./runtime/loop_metrics.ts";
 export { RealClock, VirtualClock } from "./runtime/clock.ts";
 export type { Clock } from "./runtime/clock.ts";
 export { Timer } from "./runtime/timers.ts";

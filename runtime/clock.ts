@@ -32,7 +32,11 @@ export interface Clock {
 export class RealClock implements Clock {
   /** Always false. */
   readonly virtual = false;
-  /** @returns `performance.now()`. */
+  /**
+   * Reads the host clock.
+   *
+   * @returns `performance.now()`.
+   */
   now(): number {
     return performance.now();
   }
@@ -59,6 +63,8 @@ export class VirtualClock implements Clock {
   #now: number;
 
   /**
+   * Creates a clock that stands still until moved.
+   *
    * @param start Initial time in milliseconds.
    * @throws {RangeError} `start` is not a finite number.
    */
@@ -73,7 +79,11 @@ export class VirtualClock implements Clock {
     this.#now = start;
   }
 
-  /** @returns The current virtual time in milliseconds. */
+  /**
+   * Reads the virtual time.
+   *
+   * @returns The current virtual time in milliseconds.
+   */
   now(): number {
     return this.#now;
   }
@@ -95,7 +105,11 @@ export class VirtualClock implements Clock {
     this.#now += ms;
   }
 
-  /** @param time The new time; ignored if it is not later than now. */
+  /**
+   * Jumps forward to `time` (the loop's idle jump to a deadline).
+   *
+   * @param time The new time; ignored if it is not later than now.
+   */
   jumpTo(time: number): void {
     if (time > this.#now) this.#now = time;
   }

@@ -82,7 +82,11 @@ export interface LoopOptions {
 
 /** A run method was called from inside a task of the same loop. */
 export class ReentrancyError extends Error {
-  /** @param method The run method called. */
+  /**
+   * Makes the error.
+   *
+   * @param method The run method called.
+   */
   constructor(method: string) {
     super(
       `Cannot ${method}: the loop is already running (called from inside a task)`,
@@ -93,7 +97,11 @@ export class ReentrancyError extends Error {
 
 /** A task's `queue()` found the loop's own producer slot full. */
 export class QueueFullError extends RangeError {
-  /** @param limit The slot's node count. */
+  /**
+   * Makes the error.
+   *
+   * @param limit The slot's node count.
+   */
   constructor(limit: number) {
     super(
       `Cannot queue task: ${limit} tasks already queued from the loop thread`,
@@ -148,10 +156,14 @@ export class Loop {
   readonly #pause = new Int32Array(new SharedArrayBuffer(4));
   readonly #dispatch: (e: QueueEntry) => void;
   readonly #m = new MetricsCollector();
+  /** Receives errors thrown by tasks; without it run methods rethrow. */
   onError: ((error: unknown) => void) | undefined;
+  /** Receives items pushed by other threads (or with tags >= 16). */
   onEntry: ((entry: QueueEntry) => void) | undefined;
 
   /**
+   * Creates a loop with its queue and its own producer slot.
+   *
    * @param options See {@linkcode LoopOptions}.
    * @throws {TypeError} An option has the wrong type.
    * @throws {RangeError} An option is out of range.
@@ -170,7 +182,7 @@ export class Loop {
     this.#w = new Int32Array(this.buffer);
     this.#self = Producer.attach(this.buffer);
     this.#waiter = new Waiter(this.buffer);
-    this.#local = new Array(this.#queue.layout.nodesPerProducer);
+    this.#local = new Array(this.#queue.config.nodesPerProducer);
     this.clock = options.clock ?? new RealClock();
     this.onError = options.onError;
     this.onEntry = options.onEntry;

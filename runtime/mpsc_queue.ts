@@ -108,23 +108,27 @@ export type DrainState = "empty" | "more" | "busy";
  */
 export class QueueEntry {
   /** Producer slot that pushed the item. */
-  producer = -1;
+  producer: number = -1;
   /** The item's tag (0 to 2^30-1). */
-  tag = 0;
+  tag: number = 0;
   /** First value word (int32). */
-  a = 0;
+  a: number = 0;
   /** Second value word (int32). */
-  b = 0;
+  b: number = 0;
   /** Payload length in bytes, or -1 when the item has no payload. */
-  byteLength = -1;
+  byteLength: number = -1;
   /** Byte offset of the payload in the queue's buffer. */
-  byteOffset = 0;
+  byteOffset: number = 0;
   /** Node index, for diagnostics. */
-  node = NIL;
+  node: number = NIL;
   readonly #buffer: SharedArrayBuffer;
   readonly #f64: Float64Array;
 
-  /** @param buffer The queue buffer the entry views. */
+  /**
+   * Makes an entry view; the queue keeps one and refills it per item.
+   *
+   * @param buffer The queue buffer the entry views.
+   */
   constructor(buffer: SharedArrayBuffer) {
     this.#buffer = buffer;
     this.#f64 = new Float64Array(buffer);
@@ -141,7 +145,11 @@ export class QueueEntry {
 
   /** Word index of this entry's node; set by the queue. */
   #nodeWordIndex = 0;
-  /** @internal Sets the node word index. */
+  /**
+   * Points the entry at a node (used by the queue when it fills the entry).
+   *
+   * @param index Word index of the node in the buffer.
+   */
   setNodeWord(index: number): void {
     this.#nodeWordIndex = index;
   }
@@ -178,8 +186,9 @@ export class QueueEntry {
 export class MpscQueue {
   /** The shared buffer; send it to workers so they can `Producer.attach`. */
   readonly buffer: SharedArrayBuffer;
-  /** Sizes and offsets. */
-  readonly layout: Layout;
+  /** The sizes this queue was created with. */
+  readonly config: Readonly<QueueConfig>;
+  readonly #layout: Layout;
   /** Result of the last `drain`: how it ended. */
   lastState: DrainState = "empty";
   readonly #w: Int32Array;
@@ -196,7 +205,12 @@ export class MpscQueue {
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
-    this.layout = layout;
+    this.#layout = layout;
+    this.config = Object.freeze({
+      producers: layout.producers,
+      nodesPerProducer: layout.nodesPerProducer,
+      bytesPerProducer: layout.bytesPerProducer,
+    });
     this.#w = new Int32Array(buffer);
     this.#entry = new QueueEntry(buffer);
     this.#relNodes = new Int32Array(layout.producers);
@@ -238,7 +252,7 @@ export class MpscQueue {
   #loadNext(node: number): number {
     return Atomics.load(
       this.#w,
-      this.layout.nodeBase + node * NODE_WORDS + N_NEXT,
+      this.#layout.nodeBase + node * NODE_WORDS + N_NEXT,
     );
   }
 
@@ -271,10 +285,10 @@ export class MpscQueue {
       this.lastState = "busy";
       return NIL;
     }
-    const stub = this.layout.nodeBase + STUB * NODE_WORDS;
+    const stub = this.#layout.nodeBase + STUB * NODE_WORDS;
     Atomics.store(w, stub + N_NEXT, NIL);
     const prev = Atomics.exchange(w, TAIL, STUB);
-    Atomics.store(w, this.layout.nodeBase + prev * NODE_WORDS + N_NEXT, STUB);
+    Atomics.store(w, this.#layout.nodeBase + prev * NODE_WORDS + N_NEXT, STUB);
     next = this.#loadNext(c);
     if (next !== NIL) {
       this.#cursor = next;
@@ -287,9 +301,10 @@ export class MpscQueue {
   #fill(node: number): QueueEntry {
     const w = this.#w;
     const e = this.#entry;
-    const at = this.layout.nodeBase + node * NODE_WORDS;
+    const at = this.#layout.nodeBase + node * NODE_WORDS;
     const meta = w[at + N_META];
-    const slot = ((node - FIRST_PRODUCER_NODE) / this.layout.nodesPerProducer) |
+    const slot =
+      ((node - FIRST_PRODUCER_NODE) / this.#layout.nodesPerProducer) |
       0;
     e.node = node;
     e.producer = slot;
@@ -300,9 +315,9 @@ export class MpscQueue {
     if ((meta & 1) === 0) {
       e.byteLength = -1;
     } else {
-      const size = this.layout.bytesPerProducer;
+      const size = this.#layout.bytesPerProducer;
       e.byteLength = e.b;
-      e.byteOffset = this.layout.bytesBase + slot * size + (e.a & (size - 1));
+      e.byteOffset = this.#layout.bytesBase + slot * size + (e.a & (size - 1));
     }
     return e;
   }
@@ -404,7 +419,7 @@ export class MpscQueue {
   depth(): number {
     const w = this.#w;
     let n = 0;
-    for (let s = 0; s < this.layout.producers; s++) {
+    for (let s = 0; s < this.#layout.producers; s++) {
       const d = (w[slotWord(s) + P_ALLOC_NODES] - this.#relNodes[s]) | 0;
       if (d > 0) n += d;
     }

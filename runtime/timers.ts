@@ -82,9 +82,9 @@ export class Timer {
   /** The callback. */
   readonly callback: () => void;
   /** Position in the heap, or -1 when not in it. */
-  heapIndex = -1;
+  heapIndex: number = -1;
   /** One of `TIMER_PENDING`, `TIMER_QUEUED`, `TIMER_DONE`. */
-  state = TIMER_PENDING;
+  state: number = TIMER_PENDING;
   /** The delay it was created with (for `refresh`). */
   readonly delay: number;
   #refed = true;
@@ -158,7 +158,11 @@ export class Timer {
     return this;
   }
 
-  /** @returns Whether the timer keeps `run()` alive. */
+  /**
+   * Tells whether the timer is referenced.
+   *
+   * @returns Whether the timer keeps `run()` alive.
+   */
   hasRef(): boolean {
     return this.#refed;
   }

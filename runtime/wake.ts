@@ -84,7 +84,11 @@ export class Waiter {
   /** Sleeps that actually blocked (metric). */
   sleeps = 0;
 
-  /** @param buffer The queue buffer. */
+  /**
+   * Binds a waiter to a queue buffer; one per consumer thread.
+   *
+   * @param buffer The queue buffer.
+   */
   constructor(buffer: SharedArrayBuffer) {
     this.#w = new Int32Array(buffer);
   }
