@@ -69,7 +69,12 @@ export class VirtualClock implements Clock {
    * @throws {RangeError} `start` is not a finite number.
    */
   constructor(start = 0) {
-    if (typeof start !== "number" || !Number.isFinite(start)) {
+    if (typeof start !== "number") {
+      throw new TypeError(
+        `Cannot create clock: start must be a number, got ${typeof start}`,
+      );
+    }
+    if (!Number.isFinite(start)) {
       throw new RangeError(
         `Cannot create clock: start must be a finite number, got ${
           String(start)
@@ -95,7 +100,12 @@ export class VirtualClock implements Clock {
    * @throws {RangeError} `ms` is negative, NaN or infinite.
    */
   advance(ms: number): void {
-    if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
+    if (typeof ms !== "number") {
+      throw new TypeError(
+        `Cannot advance clock: ms must be a number, got ${typeof ms}`,
+      );
+    }
+    if (!Number.isFinite(ms) || ms < 0) {
       throw new RangeError(
         `Cannot advance clock: ms must be a finite number >= 0, got ${
           String(ms)

@@ -54,10 +54,12 @@
  */
 
 import {
+  C_DELIVERED_NODES,
   C_RELEASED_BYTES,
   C_RELEASED_NODES,
   createBuffer,
   CURSOR,
+  CURSOR_HELD,
   FIRST_PRODUCER_NODE,
   type Layout,
   layoutFor,
@@ -70,11 +72,14 @@ import {
   P_ALLOC_BYTES,
   P_ALLOC_NODES,
   P_CLAIM,
+  P_PUSH_NODE,
+  P_PUSH_PREV,
   PAYLOAD_ALIGN,
   type QueueConfig,
   readLayout,
   SLOT_CLAIMED,
   SLOT_FREE,
+  SLOT_RESERVED,
   slotWord,
   STUB,
   TAIL,
@@ -179,7 +184,9 @@ export class QueueEntry {
  * const p = Producer.attach(q.buffer);
  * p.push(7, 1, 2);
  * const got: number[] = [];
- * q.drain(10, (e) => got.push(e.tag, e.a, e.b));
+ * q.drain(10, (e) => {
+ *   got.push(e.tag, e.a, e.b);
+ * });
  * if (got.join() !== "7,1,2") throw new Error("unexpected");
  * ```
  */
@@ -202,6 +209,8 @@ export class MpscQueue {
   #dirtyCount = 0;
   /** Node popped by `tryPop` whose release waits for the next call. */
   #held = NIL;
+  /** The current drain entry was released early by `releaseCurrent`. */
+  #early = false;
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
@@ -222,6 +231,13 @@ export class MpscQueue {
       this.#relBytes[s] = Atomics.load(this.#w, slotWord(s) + C_RELEASED_BYTES);
     }
     this.#cursor = Atomics.load(this.#w, CURSOR);
+    // A previous consumer's tryPop item was delivered but not released.
+    const held = this.#w[CURSOR_HELD];
+    if (held !== NIL) {
+      this.#fill(held);
+      this.#release();
+      this.#publish();
+    }
   }
 
   /**
@@ -350,6 +366,7 @@ export class MpscQueue {
     }
     this.#dirtyCount = 0;
     w[CURSOR] = this.#cursor;
+    w[CURSOR_HELD] = this.#held;
   }
 
   #releaseHeld(): void {
@@ -371,11 +388,14 @@ export class MpscQueue {
     const node = this.#take();
     if (node === NIL) return this.lastState === "empty" ? EMPTY : BUSY;
     this.#held = node;
+    this.#w[CURSOR] = this.#cursor; // for resume(): delivered once, not again
+    this.#w[CURSOR_HELD] = node;
     return this.#fill(node);
   }
 
   /**
    * Runs `fn` on at most `limit` items in FIFO order; the rest stay queued.
+   * `fn` returning `false` stops the drain after that item.
    * Storage of each item is released after `fn` returns for it (published
    * once, at the end). If `fn` throws, the item it threw on counts as
    * consumed and the error propagates; the remaining items stay queued.
@@ -386,7 +406,7 @@ export class MpscQueue {
    *   whether more remain ("more"), none ("empty") or a push is mid-window
    *   ("busy").
    */
-  drain(limit: number, fn: (entry: QueueEntry) => void): number {
+  drain(limit: number, fn: (entry: QueueEntry) => void | boolean): number {
     this.#releaseHeld();
     let n = 0;
     try {
@@ -395,17 +415,32 @@ export class MpscQueue {
         if (node === NIL) return n;
         n++;
         const e = this.#fill(node);
+        let go: void | boolean = true;
+        this.#early = false;
         try {
-          fn(e);
+          go = fn(e);
         } finally {
-          this.#release();
+          if (!this.#early) this.#release();
         }
+        if (go === false) break;
       }
       this.lastState = "more";
       return n;
     } finally {
       this.#publish();
     }
+  }
+
+  /**
+   * Inside a `drain` callback: releases the current entry's storage now and
+   * publishes it (2 atomic stores), so its producer can reuse it before the
+   * drain ends. The entry must not be read afterwards.
+   */
+  releaseCurrent(): void {
+    if (this.#early) return;
+    this.#early = true;
+    this.#release();
+    this.#publish();
   }
 
   /**
@@ -424,6 +459,101 @@ export class MpscQueue {
       if (d > 0) n += d;
     }
     return n;
+  }
+
+  /**
+   * Reserves a free producer slot for one later `Producer.attach(buffer,
+   * slot)`, so the owner knows which slot a worker will use.
+   *
+   * @returns The slot number.
+   * @throws {RangeError} Every slot is taken.
+   */
+  reserveSlot(): number {
+    const w = this.#w;
+    for (let s = 0; s < this.#layout.producers; s++) {
+      const at = slotWord(s) + P_CLAIM;
+      if (
+        Atomics.compareExchange(w, at, SLOT_FREE, SLOT_RESERVED) === SLOT_FREE
+      ) {
+        return s;
+      }
+    }
+    throw new RangeError(
+      `Cannot reserve port: all ${this.#layout.producers} producer slots are taken`,
+    );
+  }
+
+  /**
+   * Stores the link a dead producer left unstored (fault protocol step 4 in
+   * `loop_inbox.ts`). Only when the consumer is stuck exactly at the
+   * recorded predecessor: that node is the cursor, so it is neither released
+   * nor reusable, and the value stored is the one the producer would store.
+   *
+   * The producer's records (`P_PUSH_NODE`, `P_PUSH_PREV`) are plain writes,
+   * read here with atomic loads after the host reported the thread dead.
+   * The ECMAScript memory model gives a dead agent's last plain writes no
+   * order; a stale read can only name an older push, whose predecessor is
+   * not the current cursor with an empty link, so it is refused.
+   *
+   * @param slot The dead producer's slot.
+   * @returns True when a link was stored.
+   */
+  repair(slot: number): boolean {
+    const w = this.#w;
+    const at = slotWord(slot);
+    const node = Atomics.load(w, at + P_PUSH_NODE);
+    const prev = Atomics.load(w, at + P_PUSH_PREV);
+    const c = this.#cursor;
+    if (node === NIL || prev === NIL || prev !== c) return false;
+    if (this.#loadNext(c) !== NIL || Atomics.load(w, TAIL) === c) return false;
+    const link = this.#layout.nodeBase + prev * NODE_WORDS + N_NEXT;
+    return Atomics.compareExchange(w, link, NIL, node) === NIL;
+  }
+
+  /**
+   * Frees a dead producer's slot for a new port once nothing it published
+   * is still queued (fault protocol step 5): its allocation counters are
+   * rewound to what the consumer released, which drops any half-written,
+   * never-published item.
+   *
+   * @param slot The dead producer's slot.
+   * @returns True when the slot was freed.
+   */
+  reclaim(slot: number): boolean {
+    const w = this.#w;
+    const at = slotWord(slot);
+    const published = w[at + P_ALLOC_NODES];
+    if (!this.isEmpty() && published !== this.#relNodes[slot]) return false;
+    this.#publish();
+    w[at + P_ALLOC_NODES] = this.#relNodes[slot];
+    w[at + P_ALLOC_BYTES] = this.#relBytes[slot];
+    w[at + P_PUSH_NODE] = NIL;
+    w[at + P_PUSH_PREV] = NIL;
+    // Publishes the rewound counters to the next attach's compareExchange.
+    Atomics.store(w, at + P_CLAIM, SLOT_FREE);
+    return true;
+  }
+
+  /**
+   * Nodes of a slot consumed so far (this consumer's own count, including
+   * releases not yet published).
+   *
+   * @param slot Producer slot.
+   * @returns The count (wraps at 2^32).
+   */
+  consumed(slot: number): number {
+    return this.#relNodes[slot];
+  }
+
+  /**
+   * Publishes every slot's consumed count as its delivered count (the close
+   * protocol's seal; see `port.ts`).
+   */
+  publishDelivered(): void {
+    const w = this.#w;
+    for (let s = 0; s < this.#layout.producers; s++) {
+      Atomics.store(w, slotWord(s) + C_DELIVERED_NODES, this.#relNodes[s]);
+    }
   }
 
   /**
@@ -448,6 +578,8 @@ function alignUp(n: number): number {
 export class Producer {
   /** The slot this producer owns. */
   readonly slot: number;
+  /** The queue buffer. */
+  readonly buffer: SharedArrayBuffer;
   readonly #w: Int32Array;
   readonly #u8: Uint8Array;
   readonly #f64: Float64Array;
@@ -460,9 +592,19 @@ export class Producer {
   #releasedNodes: number;
   #releasedBytes: number;
   #detached = false;
+  /**
+   * Count of nodes this producer had allocated after its last push: the
+   * push's sequence number in this slot plus one (wraps at 2^32).
+   */
+  get pushed(): number {
+    return this.#allocNodes;
+  }
+  /** Node index of the last item pushed (for diagnostics). */
+  lastNode: number = NIL;
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout, slot: number) {
     this.slot = slot;
+    this.buffer = buffer;
     this.#layout = layout;
     this.#w = new Int32Array(buffer);
     this.#u8 = new Uint8Array(buffer);
@@ -480,16 +622,35 @@ export class Producer {
   }
 
   /**
-   * Claims a free producer slot of a queue buffer.
+   * Claims a free producer slot of a queue buffer, or a slot reserved for
+   * this caller by {@linkcode MpscQueue.reserveSlot}.
    *
    * @param buffer The buffer from {@linkcode MpscQueue.buffer}.
+   * @param reserved A reserved slot number to claim.
    * @returns A producer bound to the calling thread.
    * @throws {TypeError} Not a queue buffer.
-   * @throws {RangeError} Every producer slot is taken.
+   * @throws {RangeError} Every producer slot is taken, or `reserved` is not
+   *   a reserved slot.
    */
-  static attach(buffer: SharedArrayBuffer): Producer {
+  static attach(buffer: SharedArrayBuffer, reserved?: number): Producer {
     const layout = readLayout(buffer, "attach producer");
     const w = new Int32Array(buffer);
+    if (reserved !== undefined) {
+      const ok = Number.isInteger(reserved) && reserved >= 0 &&
+        reserved < layout.producers &&
+        Atomics.compareExchange(
+            w,
+            slotWord(reserved) + P_CLAIM,
+            SLOT_RESERVED,
+            SLOT_CLAIMED,
+          ) === SLOT_RESERVED;
+      if (!ok) {
+        throw new RangeError(
+          `Cannot attach producer: slot ${reserved} is not reserved (already connected?)`,
+        );
+      }
+      return new Producer(buffer, layout, reserved);
+    }
     for (let s = 0; s < layout.producers; s++) {
       if (
         Atomics.compareExchange(
@@ -531,7 +692,7 @@ export class Producer {
   freeNodes(): number {
     let free = this.#layout.nodesPerProducer -
       ((this.#allocNodes - this.#releasedNodes) | 0);
-    if (free <= 0) {
+    if (free <= 1) {
       this.#refresh();
       free = this.#layout.nodesPerProducer -
         ((this.#allocNodes - this.#releasedNodes) | 0);
@@ -552,14 +713,23 @@ export class Producer {
   #publish(first: number, last: number): PushResult {
     const w = this.#w;
     const base = this.#layout.nodeBase;
+    const at = this.#slotAt;
     w[base + last * NODE_WORDS + N_NEXT] = NIL;
-    // Plain: read racily by MpscQueue.depth(), an estimate by contract.
-    w[this.#slotAt + P_ALLOC_NODES] = this.#allocNodes;
+    // Plain writes for depth estimates and for repair after this thread
+    // dies mid-push (see MpscQueue.repair): the push's first node, and,
+    // once known, its predecessor.
+    w[at + P_ALLOC_NODES] = this.#allocNodes;
+    w[at + P_ALLOC_BYTES] = this.#allocBytes;
+    w[at + P_PUSH_PREV] = NIL;
+    w[at + P_PUSH_NODE] = first;
     // The exchange publishes every plain write above; the consumer observes
     // it through the link below (Atomics.load in MpscQueue.#loadNext) or
     // through TAIL (Atomics.load in MpscQueue.#take).
     const prev = Atomics.exchange(w, TAIL, last);
+    w[at + P_PUSH_PREV] = prev;
     Atomics.store(w, base + prev * NODE_WORDS + N_NEXT, first);
+    w[at + P_PUSH_NODE] = NIL;
+    this.lastNode = last;
     return prev === STUB ? PUSH_WAS_EMPTY : PUSH_OK;
   }
 
@@ -627,7 +797,11 @@ export class Producer {
     count: number,
   ): PushResult {
     if (count <= 0) return PUSH_OK;
-    if (this.#detached || this.freeNodes() < count) return PUSH_FULL;
+    if (this.#detached) return PUSH_FULL;
+    if (this.freeNodes() < count) {
+      this.#refresh();
+      if (this.freeNodes() < count) return PUSH_FULL;
+    }
     const w = this.#w;
     const base = this.#layout.nodeBase;
     const first = this.#allocNode();
@@ -653,11 +827,12 @@ export class Producer {
     const pos = this.#allocBytes & (size - 1);
     const skip = pos + need > size ? size - pos : 0;
     const total = skip + need;
-    let free = size - ((this.#allocBytes - this.#releasedBytes) | 0);
-    if (free < total) {
+    let used = (this.#allocBytes - this.#releasedBytes) | 0;
+    if (size - used < total) {
       this.#refresh();
-      free = size - ((this.#allocBytes - this.#releasedBytes) | 0);
-      if (free < total) return -1;
+      used = (this.#allocBytes - this.#releasedBytes) | 0;
+      // An empty ring has no data to overlap: the skipped tail is free too.
+      if (size - used < total && !(used === 0 && need <= size)) return -1;
     }
     const start = (this.#allocBytes + skip) | 0;
     this.#allocBytes = (this.#allocBytes + total) | 0;
@@ -679,16 +854,17 @@ export class Producer {
    *
    * @param tag 0 to 2^30-1.
    * @param length Payload length in bytes, 0 to {@linkcode Producer.maxPayload}.
-   * @param write Fills `target[offset .. offset+length)`; must not throw after
-   *   a partial write it wants discarded (a throw abandons the push, but the
-   *   reserved bytes stay allocated until the next payload is released).
+   * @param write Fills `target[offset .. offset+length)` and may return the
+   *   bytes it actually wrote (at most `length`; the rest of the reservation
+   *   is given back at once). A throw abandons the push; the reserved bytes
+   *   are reclaimed when the next payload is released.
    * @returns As {@linkcode Producer.push}.
    * @throws {RangeError} `length` exceeds {@linkcode Producer.maxPayload}.
    */
   pushWith(
     tag: number,
     length: number,
-    write: (target: Uint8Array, offset: number) => void,
+    write: (target: Uint8Array, offset: number) => number | void,
   ): PushResult {
     const size = this.#layout.bytesPerProducer;
     if (length > size || length < 0) {
@@ -699,7 +875,11 @@ export class Producer {
     if (this.#detached || this.freeNodes() <= 0) return PUSH_FULL;
     const start = this.#reserveBytes(length);
     if (start === -1) return PUSH_FULL;
-    write(this.#u8, this.#bytesAt + (start & (size - 1)));
+    const wrote = write(this.#u8, this.#bytesAt + (start & (size - 1)));
+    if (typeof wrote === "number" && wrote >= 0 && wrote < length) {
+      this.#allocBytes = (start + alignUp(wrote)) | 0; // give back the unused tail
+      length = wrote;
+    }
     const node = this.#allocNode();
     this.#fillNode(node, tag, start, length, 1);
     return this.#publish(node, node);

@@ -20,8 +20,15 @@
  * | 1    | `WAIT_NR` (33)      | armed wake target  | consumer, producers   | producers          |
  * | 1    | `ADDED` (34)        | lazy adds counted  | producers, consumer   | producers          |
  * | 1    | `NOTIFIES` (35)     | notifies sent      | producers             | metrics            |
- * | 2    | `CURSOR` (64)       | consumer cursor    | consumer              | diagnostics        |
+ * | 2    | `CURSOR` (64)       | consumer cursor    | consumer              | resume, diagnostics|
+ * | 2    | `CURSOR_HELD` (65)  | tryPop item held   | consumer              | resume             |
  * | 3+   | producer table      | 2 lines each       | see `P_*` / `C_*`     |                    |
+ * |      | `P_CLAIM` (+0)      | free/reserved/own  | attachers (CAS), loop | attachers          |
+ * |      | `P_ALLOC_NODES` (+1)| nodes allocated    | producer (plain)      | consumer estimate  |
+ * |      | `P_ALLOC_BYTES` (+2)| bytes allocated    | producer (plain)      | next owner         |
+ * |      | `P_PUSH_NODE` (+3)  | push in progress   | producer (plain)      | repair after death |
+ * |      | `P_PUSH_PREV` (+4)  | its predecessor    | producer (plain)      | repair after death |
+ * |      | `C_RELEASED_*` (+32)| nodes/bytes freed  | consumer (atomic)     | producer (atomic)  |
  * | ...  | node table          | 4 words a node     | owning producer       | consumer           |
  * | ...  | payload rings       | bytes per producer | owning producer       | consumer           |
  *
@@ -77,9 +84,15 @@ export const ADDED = TAIL + 2;
 export const NOTIFIES = TAIL + 3;
 /** `WAIT_NR` value meaning "no one is waiting". */
 export const WAKE_IDLE = -1;
+/** `WAIT_NR` value: the loop is closing; see the close protocol in `port.ts`. */
+export const WAKE_CLOSING = -2;
+/** `WAIT_NR` value: closed and sealed; `C_DELIVERED_NODES` are final. */
+export const WAKE_SEALED = -3;
 
 /** Consumer's line: the cursor, mirrored at the end of each drain. */
 export const CURSOR = 2 * LINE_WORDS;
+/** Consumer's line: node returned by `tryPop` and not yet released, or NIL. */
+export const CURSOR_HELD = CURSOR + 1;
 
 /** First word of the producer table. */
 export const PRODUCER_TABLE = 3 * LINE_WORDS;
@@ -91,14 +104,22 @@ export const P_CLAIM = 0;
 export const P_ALLOC_NODES = 1;
 /** Producer line: payload bytes ever reserved (written when it detaches). */
 export const P_ALLOC_BYTES = 2;
+/** Producer line: first node of the push in progress, or NIL (plain writes). */
+export const P_PUSH_NODE = 3;
+/** Producer line: predecessor returned by that push's exchange, or NIL. */
+export const P_PUSH_PREV = 4;
 /** Consumer line: nodes of this slot released by the consumer (monotonic, wraps). */
 export const C_RELEASED_NODES = LINE_WORDS;
 /** Consumer line: payload bytes of this slot released (monotonic, wraps). */
 export const C_RELEASED_BYTES = LINE_WORDS + 1;
+/** Consumer line: nodes of this slot delivered before the close marker. */
+export const C_DELIVERED_NODES = LINE_WORDS + 2;
 /** Slot claim state: free. */
 export const SLOT_FREE = 0;
 /** Slot claim state: owned by a live producer. */
 export const SLOT_CLAIMED = 1;
+/** Slot claim state: reserved by `loop.port()` for one `connect`. */
+export const SLOT_RESERVED = 2;
 
 /** Words per node. */
 export const NODE_WORDS = 4;
@@ -277,11 +298,16 @@ export function readLayout(buffer: unknown, action: string): Layout {
   ) {
     throw new TypeError(`Cannot ${action}: buffer is not a twloop queue`);
   }
-  const layout = layoutFor({
-    producers: w[H_PRODUCERS],
-    nodesPerProducer: w[H_NODES],
-    bytesPerProducer: w[H_BYTES],
-  });
+  let layout: Layout;
+  try {
+    layout = layoutFor({
+      producers: w[H_PRODUCERS],
+      nodesPerProducer: w[H_NODES],
+      bytesPerProducer: w[H_BYTES],
+    });
+  } catch {
+    throw new TypeError(`Cannot ${action}: buffer has a corrupt header`);
+  }
   if (layout.byteLength !== buffer.byteLength) {
     throw new TypeError(
       `Cannot ${action}: buffer size does not match its header`,

@@ -26,8 +26,14 @@
 
 /** What a loop needs from its timers; implemented by `Loop`. */
 export interface TimerHost {
-  /** @internal Re-inserts or removes a timer after a state change. */
-  timerChanged(timer: Timer, wasRefed: boolean): void;
+  /**
+   * Re-inserts or removes a timer after a state change.
+   *
+   * @param timer The timer, already in its new state.
+   * @param wasRefed Whether it was referenced before the change.
+   * @param wasLive Whether it was pending or queued before the change.
+   */
+  timerChanged(timer: Timer, wasRefed: boolean, wasLive: boolean): void;
 }
 
 /** Timer state: waiting in the heap. */
@@ -115,9 +121,8 @@ export class Timer {
    */
   cancel(): void {
     if (this.state === TIMER_DONE) return;
-    const refed = this.#refed;
     this.state = TIMER_DONE;
-    this.#host.timerChanged(this, refed);
+    this.#host.timerChanged(this, this.#refed, true);
   }
 
   /**
@@ -128,10 +133,10 @@ export class Timer {
    * @returns This timer.
    */
   refresh(): this {
-    const refed = this.#refed;
+    const live = this.state !== TIMER_DONE;
     this.state = TIMER_PENDING;
     this.deadline = Number.NaN; // set by the host from its clock
-    this.#host.timerChanged(this, refed);
+    this.#host.timerChanged(this, this.#refed, live);
     return this;
   }
 
@@ -143,7 +148,9 @@ export class Timer {
   ref(): this {
     const was = this.#refed;
     this.#refed = true;
-    if (!was && this.state !== TIMER_DONE) this.#host.timerChanged(this, was);
+    if (!was && this.state !== TIMER_DONE) {
+      this.#host.timerChanged(this, was, true);
+    }
     return this;
   }
 
@@ -156,7 +163,9 @@ export class Timer {
   unref(): this {
     const was = this.#refed;
     this.#refed = false;
-    if (was && this.state !== TIMER_DONE) this.#host.timerChanged(this, was);
+    if (was && this.state !== TIMER_DONE) {
+      this.#host.timerChanged(this, was, true);
+    }
     return this;
   }
 
@@ -200,8 +209,10 @@ class Bucket {
  */
 export class TimerQueue {
   readonly #buckets = new Map<number, Bucket>();
-  readonly #keys: number[] = [];
+  #keys: number[] = [];
   #size = 0;
+  /** Buckets with no live timer whose key is still in the heap. */
+  #empty = 0;
 
   /** @returns Number of timers waiting. */
   get size(): number {
@@ -216,6 +227,11 @@ export class TimerQueue {
       b = new Bucket(key);
       this.#buckets.set(key, b);
       this.#pushKey(key);
+    } else if (b.live === 0) {
+      this.#empty--; // an emptied bucket comes back: its key is still queued
+      b.items = [];
+      b.head = 0;
+      b.sorted = true;
     } else if (b.sorted && b.items.length > b.head) {
       const last = b.items[b.items.length - 1];
       if (last !== null && before(t, last)) b.sorted = false;
@@ -238,7 +254,11 @@ export class TimerQueue {
     b.live--;
     this.#size--;
     if (b.live === 0) {
-      this.#buckets.delete(b.key); // its key leaves the heap lazily
+      // Kept (empty) while its key is in the heap, so re-use does not queue
+      // the key twice; rebuilt away when empties outnumber live timers.
+      b.items = [];
+      b.head = 0;
+      if (++this.#empty > 64 && this.#empty > this.#size) this.#rebuild();
     } else if (b.items.length - b.head > 2 * b.live + 32) {
       this.#compact(b);
     }
@@ -249,8 +269,10 @@ export class TimerQueue {
     for (;;) {
       const key = this.#keys[0];
       if (key === undefined) return undefined;
-      const b = this.#buckets.get(key);
-      if (b === undefined || b.live === 0) {
+      const b = this.#buckets.get(key)!;
+      if (b.live === 0) {
+        this.#buckets.delete(key);
+        this.#empty--;
         this.#popKey();
         continue;
       }
@@ -258,6 +280,30 @@ export class TimerQueue {
       while (b.items[b.head] === null) b.head++;
       return b.items[b.head]!;
     }
+  }
+
+  /**
+   * Removes every timer, marking each done.
+   *
+   * @returns The timers that were waiting.
+   */
+  clear(): Timer[] {
+    const all: Timer[] = [];
+    for (const b of this.#buckets.values()) {
+      for (let i = b.head; i < b.items.length; i++) {
+        const t = b.items[i];
+        if (t === null) continue;
+        t.bucket = null;
+        t.heapIndex = -1;
+        t.state = TIMER_DONE;
+        all.push(t);
+      }
+    }
+    this.#buckets.clear();
+    this.#keys = [];
+    this.#size = 0;
+    this.#empty = 0;
+    return all;
   }
 
   /** @returns The earliest timer, removed; undefined when empty. */
@@ -286,6 +332,18 @@ export class TimerQueue {
     items.sort((x, y) => (before(x, y) ? -1 : 1));
     for (let i = 0; i < items.length; i++) items[i].heapIndex = i;
     b.sorted = true;
+  }
+
+  /** Drops empty buckets and rebuilds the key heap from the rest. */
+  #rebuild(): void {
+    const keys: number[] = [];
+    for (const [key, b] of this.#buckets) {
+      if (b.live === 0) this.#buckets.delete(key);
+      else keys.push(key);
+    }
+    keys.sort((x, y) => x - y); // a sorted array is a valid min-heap
+    this.#keys = keys;
+    this.#empty = 0;
   }
 
   #pushKey(key: number): void {

@@ -40,8 +40,14 @@
  * @module
  */
 
-import { ADDED, NOTIFIES, TAIL, WAIT_NR, WAKE_IDLE } from "./queue_layout.ts";
-import { STUB } from "./queue_layout.ts";
+import {
+  ADDED,
+  NOTIFIES,
+  STUB,
+  TAIL,
+  WAIT_NR,
+  WAKE_IDLE,
+} from "./queue_layout.ts";
 
 /**
  * Producer side of the protocol (steps P3-P6): call after a push.
@@ -52,8 +58,20 @@ import { STUB } from "./queue_layout.ts";
  * @returns True when this call sent the arming's one notify.
  */
 export function wake(w: Int32Array, lazy: boolean): boolean {
-  const nr = Atomics.load(w, WAIT_NR); // P3
-  if (nr === WAKE_IDLE) return false;
+  return wakeArmed(w, Atomics.load(w, WAIT_NR), lazy); // P3
+}
+
+/**
+ * Steps P4-P6 for a `WAIT_NR` value the caller already loaded (P3): ports
+ * read the word once for both the wake and the close check.
+ *
+ * @param w `Int32Array` view of the queue buffer.
+ * @param nr The value loaded from `WAIT_NR`.
+ * @param lazy As for {@linkcode wake}.
+ * @returns True when this call sent the arming's one notify.
+ */
+export function wakeArmed(w: Int32Array, nr: number, lazy: boolean): boolean {
+  if (nr < 1) return false; // idle, closing or sealed
   if (lazy && Atomics.add(w, ADDED, 1) + 1 < nr) return false; // P4
   // P5: claim the one wake of this arming; pairs with W6 and with re-arming.
   if (Atomics.compareExchange(w, WAIT_NR, nr, WAKE_IDLE) !== nr) return false;
@@ -134,7 +152,8 @@ export class Waiter {
     minWaitMs: number = FOREVER,
   ): SleepResult {
     const w = this.#w;
-    const first = Math.min(timeoutMs, minWaitMs);
+    // The min-wait phase only matters when waiting for more than 1 add.
+    const first = k > 1 ? Math.min(timeoutMs, minWaitMs) : timeoutMs;
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
     let r = Atomics.wait(w, WAIT_NR, k, first); // W4
@@ -156,30 +175,40 @@ export class Waiter {
    * @param k Lazy adds to wait for, 1 or more.
    * @param timeoutMs Longest sleep in milliseconds; `Infinity` for none.
    * @param minWaitMs When to lower the threshold to 1; defaults to never.
+   * @param keepAlive Hold a host timer while waiting (default true); pass
+   *   false when the caller already keeps the process alive.
    * @returns Why the sleep ended.
    */
   async sleepAsync(
     k: number,
     timeoutMs: number = FOREVER,
     minWaitMs: number = FOREVER,
+    keepAlive = true,
   ): Promise<SleepResult> {
-    const first = Math.min(timeoutMs, minWaitMs);
+    // The min-wait phase only matters when waiting for more than 1 add.
+    const first = k > 1 ? Math.min(timeoutMs, minWaitMs) : timeoutMs;
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
-    let r = await this.#waitAsync(k, first);
+    let r = await this.#waitAsync(k, first, keepAlive);
     if (r === "timed-out" && minWaitMs < timeoutMs && k > 1) {
       if (!this.#arm(1, false)) return "work";
-      r = await this.#waitAsync(1, timeoutMs - minWaitMs);
+      r = await this.#waitAsync(1, timeoutMs - minWaitMs, keepAlive);
     }
     return r === "timed-out" ? "timed-out" : "woken";
   }
 
-  async #waitAsync(k: number, timeoutMs: number): Promise<string> {
+  async #waitAsync(
+    k: number,
+    timeoutMs: number,
+    keepAlive: boolean,
+  ): Promise<string> {
     const w = this.#w;
     const res = Atomics.waitAsync(w, WAIT_NR, k, timeoutMs); // W4
     let r: string;
     if (!res.async) {
       r = res.value;
+    } else if (!keepAlive) {
+      r = await res.value;
     } else {
       // Keeps the process alive: setInterval is referenced in Deno and Node.
       const hold = setInterval(() => {}, 1 << 30);

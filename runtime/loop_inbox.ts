@@ -1,0 +1,150 @@
+/**
+ * The loop's side of ports: which producer slots it handed out, delivering
+ * their items, and what happens when a port closes or its thread dies.
+ *
+ * ## Fault protocol (a producer thread dies)
+ *
+ * 1. The host tells the loop (`Loop.producerDied(slot)`; `spawnWorker` does
+ *    it on the worker's `error` event and on `terminate()`). The port stops
+ *    holding the loop alive.
+ * 2. Messages whose push completed are already linked: they are delivered,
+ *    exactly once, like any others.
+ * 3. A message caught before its exchange was never published: it is not
+ *    delivered (its `post()` never returned).
+ * 4. A message caught between its exchange and its link store leaves the
+ *    queue "busy" at its predecessor. The producer recorded the pushed node
+ *    and, right after the exchange, its predecessor, in its slot line; the
+ *    loop stores the missing link itself (`MpscQueue.repair`), which is the
+ *    very value the producer would have stored, so a producer that was only
+ *    slow, not dead, does no harm by storing it too. The message, fully
+ *    written before the exchange, is delivered whole.
+ * 5. Once the queue has drained past everything the dead slot published,
+ *    the slot is reclaimed for new ports (`MpscQueue.reclaim`).
+ *
+ * @module
+ */
+
+import type { MpscQueue, QueueEntry } from "./mpsc_queue.ts";
+import {
+  isMessage,
+  MSG_CLOSE_REQUEST,
+  MSG_PORT_CLOSED,
+  readMessage,
+} from "./messages.ts";
+import type { PortHandle } from "./port.ts";
+
+/** Receives each message in FIFO order with the port slot it came from. */
+export type MessageHandler = (data: unknown, slot: number) => void;
+
+/** Per-slot state the loop keeps. */
+const FREE = 0;
+const OPEN = 1;
+const DEAD = 2;
+
+/** Delivery and bookkeeping for the loop's ports. */
+export class Inbox {
+  readonly #q: MpscQueue;
+  readonly #state: Uint8Array;
+  #open = 0;
+  #dead = 0;
+  /** Copy byte payloads out of shared memory before handing them over. */
+  copyBytes = false;
+  /** Message handler. */
+  onMessage: MessageHandler | undefined;
+  /** Raw handler for items with tags >= 16 pushed by other threads. */
+  onEntry: ((entry: QueueEntry) => void) | undefined;
+  /** Called when a port asks the loop to close. */
+  onCloseRequest: () => void = () => {};
+  /** Called when a port closes (after its last message). */
+  onPortClosed: ((slot: number) => void) | undefined;
+
+  /**
+   * Binds the inbox to the loop's queue.
+   *
+   * @param q The loop's queue.
+   */
+  constructor(q: MpscQueue) {
+    this.#q = q;
+    this.#state = new Uint8Array(q.config.producers);
+  }
+
+  /** @returns Ports handed out and not yet closed or dead. */
+  get openPorts(): number {
+    return this.#open;
+  }
+
+  /**
+   * Reserves a slot and describes it as a handle.
+   *
+   * @returns The handle.
+   * @throws {RangeError} Every slot is taken.
+   */
+  port(): PortHandle {
+    const slot = this.#q.reserveSlot();
+    this.#state[slot] = OPEN;
+    this.#open++;
+    return Object.freeze({
+      kind: "twloop.port",
+      buffer: this.#q.buffer,
+      slot,
+    });
+  }
+
+  #drop(slot: number, to: number): void {
+    if (this.#state[slot] === OPEN) this.#open--;
+    this.#state[slot] = to;
+  }
+
+  /**
+   * Marks a slot's producer dead (fault protocol step 1) and repairs a push
+   * it left unlinked.
+   *
+   * @param slot The slot.
+   */
+  died(slot: number): void {
+    if (this.#state[slot] === DEAD) return;
+    this.#drop(slot, DEAD);
+    this.#dead++;
+    this.#q.repair(slot);
+  }
+
+  /**
+   * Fault protocol steps 4-5, run when the queue is busy or idle.
+   *
+   * @returns True when a missing link was repaired.
+   */
+  repairDead(): boolean {
+    if (this.#dead === 0) return false;
+    let fixed = false;
+    for (let s = 0; s < this.#state.length; s++) {
+      if (this.#state[s] !== DEAD) continue;
+      if (this.#q.repair(s)) fixed = true;
+      if (this.#q.reclaim(s)) {
+        this.#state[s] = FREE;
+        this.#dead--;
+      }
+    }
+    return fixed;
+  }
+
+  /**
+   * Delivers one item from another thread.
+   *
+   * @param e The entry (valid during the call).
+   * @returns Task source index for metrics.
+   */
+  deliver(e: QueueEntry): void {
+    const tag = e.tag;
+    if (isMessage(tag)) {
+      const fn = this.onMessage;
+      if (fn !== undefined) fn(readMessage(e, this.copyBytes), e.producer);
+    } else if (tag === MSG_PORT_CLOSED) {
+      this.#drop(e.producer, FREE);
+      this.onPortClosed?.(e.producer);
+    } else if (tag === MSG_CLOSE_REQUEST) {
+      this.onCloseRequest();
+    } else {
+      this.onEntry?.(e);
+    }
+  }
+}

@@ -1,0 +1,371 @@
+/**
+ * Ports: the producer side of a loop as other threads see it.
+ *
+ * `loop.port()` reserves a producer slot and returns a {@linkcode PortHandle},
+ * a plain object carrying the queue's SharedArrayBuffer that survives
+ * `postMessage`; a worker turns it into a {@linkcode Port} with
+ * {@linkcode connect}.
+ *
+ * ## Posting
+ *
+ * `post(data)` encodes `data` (see `messages.ts`) straight into the port's
+ * shared storage and pushes it: 2 atomics for the push, 1 to read the wake
+ * word. Wake policy per post: `"lazy"` (the default) counts toward the
+ * loop's `minEvents` threshold, so a loop that asked for batches is woken
+ * once per batch; `"eager"` wakes a sleeping loop at once. With the default
+ * `minEvents` of 1 both wake on the first post.
+ *
+ * Backpressure, when the port's storage is full: `tryPost` returns false;
+ * `post` wakes the loop and waits (sleeping with a growing pause up to 1 ms,
+ * never spinning unboundedly) until space frees or `timeout` ms pass
+ * ({@linkcode PostTimeoutError}); `postAsync` does the same without blocking
+ * the thread. Space frees in FIFO order as the loop consumes. Nothing is
+ * dropped: every error carries the undelivered value in `data`.
+ *
+ * ## Close protocol (seen from a port)
+ *
+ * 1. The loop's `close()` stores `WAKE_CLOSING` in the wake word, then
+ *    pushes a close marker. Every post whose exchange came before the
+ *    marker is delivered; every one after it is not.
+ * 2. A post reads the wake word after its push. Not closing: its exchange
+ *    preceded step 1's store, so it precedes the marker: delivered, return.
+ * 3. Closing: the post waits for the loop to reach the marker and seal
+ *    (`WAKE_SEALED`, with each slot's delivered count published), then
+ *    compares its own sequence number: delivered, return; otherwise throw
+ *    {@linkcode LoopClosedError} carrying the value. Exactly one of the two.
+ * 4. A post on the loop's own thread never waits for the seal (the loop
+ *    cannot run while it waits): its push follows the marker, so it throws.
+ *
+ * @module
+ */
+
+import {
+  C_DELIVERED_NODES,
+  slotWord,
+  WAIT_NR,
+  WAKE_CLOSING,
+  WAKE_SEALED,
+} from "./queue_layout.ts";
+import { Producer, PUSH_FULL } from "./mpsc_queue.ts";
+import {
+  MessageWriter,
+  MSG_CLOSE_REQUEST,
+  MSG_PORT_CLOSED,
+} from "./messages.ts";
+import { wakeArmed } from "./wake.ts";
+
+/** A structured-cloneable description of a reserved port. */
+export interface PortHandle {
+  /** Marks the object as a port handle. */
+  readonly kind: "twloop.port";
+  /** The loop's queue buffer. */
+  readonly buffer: SharedArrayBuffer;
+  /** The reserved producer slot. */
+  readonly slot: number;
+}
+
+/** How a post wakes a sleeping loop. */
+export type WakePolicy = "lazy" | "eager";
+
+/** Options for one post. */
+export interface PostOptions {
+  /** Wake policy (default `"lazy"`). */
+  wake?: WakePolicy;
+  /** Longest wait for space, in ms (default 30 000; `Infinity` allowed). */
+  timeout?: number;
+}
+
+/** The loop is closed: the value in `data` was not delivered. */
+export class LoopClosedError extends Error {
+  /** The undelivered value. */
+  readonly data: unknown;
+  /**
+   * Makes the error.
+   *
+   * @param data The undelivered value.
+   * @param action What was attempted, e.g. "post message".
+   */
+  constructor(data: unknown, action = "post message") {
+    super(`Cannot ${action}: loop is closed`);
+    this.name = "LoopClosedError";
+    this.data = data;
+  }
+}
+
+/** No space freed in time: the value in `data` was not queued. */
+export class PostTimeoutError extends Error {
+  /** The undelivered value. */
+  readonly data: unknown;
+  /**
+   * Makes the error.
+   *
+   * @param data The undelivered value.
+   * @param ms The timeout that passed.
+   */
+  constructor(data: unknown, ms: number) {
+    super(`Cannot post message: no space in the port's storage after ${ms} ms`);
+    this.name = "PostTimeoutError";
+    this.data = data;
+  }
+}
+
+/** Buffers of loops that run on this thread (posting there must not block). */
+const loopsHere = new WeakSet<SharedArrayBuffer>();
+
+/**
+ * Records that the loop owning `buffer` runs on this thread.
+ *
+ * @param buffer The loop's queue buffer.
+ */
+export function markLoopThread(buffer: SharedArrayBuffer): void {
+  loopsHere.add(buffer);
+}
+
+const DEFAULT_TIMEOUT = 30_000;
+
+function checkOptions(o: PostOptions | undefined): void {
+  if (o === undefined) return;
+  if (o.wake !== undefined && o.wake !== "lazy" && o.wake !== "eager") {
+    throw new TypeError(
+      `Cannot post message: wake must be "lazy" or "eager", got ${
+        String(o.wake)
+      }`,
+    );
+  }
+  const t = o.timeout;
+  if (t !== undefined && (typeof t !== "number" || !(t >= 0))) {
+    throw new RangeError(
+      `Cannot post message: timeout must be a number >= 0, got ${String(t)}`,
+    );
+  }
+}
+
+/**
+ * Turns a handle from `loop.port()` into a port on this thread.
+ *
+ * @param handle The handle, received through `postMessage` or directly.
+ * @returns The connected port.
+ * @throws {TypeError} Not a port handle, or not a twloop queue buffer.
+ * @throws {RangeError} The slot was already connected.
+ */
+export function connect(handle: PortHandle): Port {
+  if (
+    handle === null || typeof handle !== "object" ||
+    handle.kind !== "twloop.port"
+  ) {
+    throw new TypeError(
+      "Cannot connect port: expected a handle from loop.port()",
+    );
+  }
+  return new Port(Producer.attach(handle.buffer, handle.slot));
+}
+
+/**
+ * A connected port. Use it from one thread only.
+ */
+export class Port {
+  readonly #p: Producer;
+  readonly #w: Int32Array;
+  readonly #writer: MessageWriter;
+  readonly #onLoopThread: boolean;
+  readonly #pause = new Int32Array(new SharedArrayBuffer(4));
+  #closed = false;
+
+  /**
+   * Wraps an attached producer; use {@linkcode connect}.
+   *
+   * @param producer The producer for this port's slot.
+   */
+  constructor(producer: Producer) {
+    this.#p = producer;
+    this.#w = new Int32Array(producer.buffer);
+    this.#writer = new MessageWriter(producer);
+    this.#onLoopThread = loopsHere.has(producer.buffer);
+  }
+
+  /** The producer slot, as the loop's `onMessage` reports it. */
+  get slot(): number {
+    return this.#p.slot;
+  }
+
+  #check(): void {
+    if (this.#closed) {
+      throw new LoopClosedError(undefined, "post message: port");
+    }
+  }
+
+  /**
+   * Settles a push that succeeded: wakes the loop, and during a close
+   * decides whether the item made it before the marker.
+   */
+  #settle(data: unknown, lazy: boolean, wait: boolean): void {
+    const nr = Atomics.load(this.#w, WAIT_NR);
+    if (nr > WAKE_CLOSING) {
+      wakeArmed(this.#w, nr, lazy);
+      return;
+    }
+    if (!this.#delivered(wait)) throw new LoopClosedError(data);
+  }
+
+  #delivered(wait: boolean): boolean {
+    const w = this.#w;
+    if (!this.#onLoopThread && wait) {
+      // Bounded: the loop seals as soon as it reaches the close marker.
+      while (Atomics.load(w, WAIT_NR) === WAKE_CLOSING) {
+        if (Atomics.wait(w, WAIT_NR, WAKE_CLOSING, 1000) === "timed-out") break;
+      }
+    }
+    if (Atomics.load(w, WAIT_NR) !== WAKE_SEALED) return false;
+    const delivered = Atomics.load(w, slotWord(this.slot) + C_DELIVERED_NODES);
+    const mine = (this.#p.pushed - 1) | 0;
+    return ((mine - delivered) | 0) < 0;
+  }
+
+  #closedNow(): boolean {
+    return Atomics.load(this.#w, WAIT_NR) <= WAKE_CLOSING;
+  }
+
+  /**
+   * Posts unless the port's storage is full.
+   *
+   * @param data Any cloneable value.
+   * @param options Wake policy.
+   * @returns False when full: nothing was queued.
+   * @throws {DataCloneError} `data` cannot be cloned; nothing queued.
+   * @throws {PayloadTooLargeError} `data` exceeds the port's storage.
+   * @throws {LoopClosedError} The loop is closed; carries `data`.
+   */
+  tryPost(data: unknown, options?: PostOptions): boolean {
+    this.#check();
+    checkOptions(options);
+    if (this.#writer.write(data) === PUSH_FULL) {
+      if (this.#closedNow()) throw new LoopClosedError(data);
+      return false;
+    }
+    this.#settle(data, options?.wake !== "eager", true);
+    return true;
+  }
+
+  /**
+   * Posts, waiting (blocking this thread, bounded by `timeout`) while the
+   * port's storage is full.
+   *
+   * @param data Any cloneable value.
+   * @param options Wake policy and timeout.
+   * @throws {DataCloneError} `data` cannot be cloned; nothing queued.
+   * @throws {PayloadTooLargeError} `data` exceeds the port's storage.
+   * @throws {LoopClosedError} The loop is closed; carries `data`.
+   * @throws {PostTimeoutError} No space in time; carries `data`.
+   * @throws {Error} Full on the loop's own thread, where waiting would
+   *   deadlock.
+   */
+  post(data: unknown, options?: PostOptions): void {
+    if (this.tryPost(data, options)) return;
+    const timeout = options?.timeout ?? DEFAULT_TIMEOUT;
+    const bytes = this.#encoded(data);
+    const end = performance.now() + timeout;
+    for (let pause = 0.02;; pause = Math.min(1, pause * 2)) {
+      if (this.#onLoopThread) {
+        throw new Error(
+          "Cannot post message: the port is full and this thread runs the loop, so waiting would deadlock",
+        );
+      }
+      this.#nudge();
+      Atomics.wait(this.#pause, 0, 0, pause);
+      if (this.#retry(data, bytes, options)) return;
+      if (performance.now() > end) throw new PostTimeoutError(data, timeout);
+    }
+  }
+
+  /**
+   * Posts, awaiting space without blocking the thread.
+   *
+   * @param data Any cloneable value.
+   * @param options Wake policy and timeout.
+   * @returns Resolves once queued.
+   * @throws As {@linkcode Port.post} (as rejections), except it never
+   *   deadlocks on the loop's own thread.
+   */
+  async postAsync(data: unknown, options?: PostOptions): Promise<void> {
+    if (this.tryPost(data, options)) return;
+    const timeout = options?.timeout ?? DEFAULT_TIMEOUT;
+    const bytes = this.#encoded(data)?.slice(); // the scratch is reused
+    const end = performance.now() + timeout;
+    for (let pause = 0;; pause = Math.min(1, pause + 0.25)) {
+      this.#nudge();
+      await new Promise((r) => setTimeout(r, pause));
+      if (this.#retry(data, bytes, options)) return;
+      if (performance.now() > end) throw new PostTimeoutError(data, timeout);
+    }
+  }
+
+  /** The encoded form of a structured value, so retries do not re-encode. */
+  #encoded(data: unknown): Uint8Array | undefined {
+    const simple = typeof data !== "object" || data === null ||
+      data instanceof Uint8Array;
+    return simple && typeof data !== "function" && typeof data !== "symbol"
+      ? undefined
+      : this.#writer.encode(data);
+  }
+
+  #retry(
+    data: unknown,
+    bytes: Uint8Array | undefined,
+    options: PostOptions | undefined,
+  ): boolean {
+    this.#check();
+    const r = bytes === undefined
+      ? this.#writer.write(data)
+      : this.#writer.writeEncoded(bytes);
+    if (r === PUSH_FULL) {
+      if (this.#closedNow()) throw new LoopClosedError(data);
+      return false;
+    }
+    this.#settle(data, options?.wake !== "eager", true);
+    return true;
+  }
+
+  /** Wakes the loop so it drains, whatever its batching threshold. */
+  #nudge(): void {
+    const nr = Atomics.load(this.#w, WAIT_NR);
+    if (nr > 0) wakeArmed(this.#w, nr, false);
+  }
+
+  /**
+   * Asks the loop to close (its `close()` runs as a task, in FIFO order
+   * after this port's earlier messages), waking it if it sleeps.
+   *
+   * @throws {LoopClosedError} This port is closed.
+   */
+  requestClose(): void {
+    this.#check();
+    const pause = this.#pause;
+    while (this.#p.push(MSG_CLOSE_REQUEST, 0, 0) === PUSH_FULL) {
+      if (this.#closedNow()) return;
+      this.#nudge();
+      Atomics.wait(pause, 0, 0, 1);
+    }
+    const nr = Atomics.load(this.#w, WAIT_NR);
+    if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
+  }
+
+  /**
+   * Closes the port: tells the loop (in FIFO order, after every message
+   * already posted) and gives the slot back. Idempotent.
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#closedNow()) {
+      const pause = this.#pause;
+      for (let i = 0; this.#p.push(MSG_PORT_CLOSED, 0, 0) === PUSH_FULL; i++) {
+        if (this.#closedNow() || this.#onLoopThread || i > 30_000) break;
+        this.#nudge();
+        Atomics.wait(pause, 0, 0, 1);
+      }
+      const nr = Atomics.load(this.#w, WAIT_NR);
+      if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
+    }
+    this.#p.detach();
+  }
+}

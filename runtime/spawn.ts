@@ -1,0 +1,104 @@
+/**
+ * Starting workers already connected to a loop.
+ *
+ * The parent side, {@linkcode spawnWorker}, reserves a port and sends its
+ * handle as the worker's first message; the worker side,
+ * {@linkcode workerPort}, waits for that message and connects. Worker
+ * faults reach the loop: an uncaught error in the worker, or `terminate()`
+ * through the returned handle, reports the port's producer dead (see the
+ * fault protocol in `loop_inbox.ts`), and the worker's error is queued as a
+ * task that throws it, so it reaches `onError` (or the run method) in FIFO
+ * order. Error events arrive through the host's event loop: drive the loop
+ * with the async `run()` to see them while it runs.
+ *
+ * @module
+ */
+
+import type { Loop } from "./loop.ts";
+import { connect, type Port, type PortHandle } from "./port.ts";
+
+/** Options for {@linkcode spawnWorker}. */
+export interface SpawnOptions {
+  /** Any structured-cloneable value handed to the worker with its port. */
+  data?: unknown;
+  /** Worker name, for debugging. */
+  name?: string;
+}
+
+/** A worker started by {@linkcode spawnWorker}. */
+export interface SpawnedWorker {
+  /** The host worker. */
+  readonly worker: Worker;
+  /** The slot of its port, as `onMessage` reports it. */
+  readonly slot: number;
+  /** Terminates the worker and reports its producer dead to the loop. */
+  terminate(): void;
+}
+
+/** The first message a spawned worker receives. */
+interface Hello {
+  twloop: PortHandle;
+  data: unknown;
+}
+
+/**
+ * Starts a module worker whose port is connected to `loop`.
+ *
+ * @param loop The loop the worker posts to.
+ * @param url The worker module.
+ * @param options Data for the worker, and its name.
+ * @returns The worker and its port slot.
+ * @throws {RangeError} The loop has no free producer slot.
+ * @throws {LoopClosedError} The loop is closed.
+ */
+export function spawnWorker(
+  loop: Loop,
+  url: string | URL,
+  options: SpawnOptions = {},
+): SpawnedWorker {
+  const handle = loop.port();
+  const worker = new Worker(url, { type: "module", name: options.name });
+  let dead = false;
+  const died = (error?: unknown) => {
+    if (dead) return;
+    dead = true;
+    loop.producerDied(handle.slot);
+    if (error !== undefined && !loop.closed) {
+      loop.queue(() => {
+        throw error;
+      });
+    }
+  };
+  worker.addEventListener("error", (ev: ErrorEvent) => {
+    ev.preventDefault();
+    died(ev.error ?? new Error(`Worker failed: ${ev.message}`));
+  });
+  const hello: Hello = { twloop: handle, data: options.data };
+  worker.postMessage(hello);
+  return {
+    worker,
+    slot: handle.slot,
+    terminate() {
+      worker.terminate();
+      died();
+    },
+  };
+}
+
+/**
+ * In a worker started by {@linkcode spawnWorker}: waits for the port handle
+ * and connects it.
+ *
+ * @returns The connected port and the `data` the parent passed.
+ */
+export function workerPort(): Promise<{ port: Port; data: unknown }> {
+  return new Promise((resolve) => {
+    const onHello = (ev: MessageEvent) => {
+      const hello = ev.data as Hello | undefined;
+      if (hello?.twloop?.kind !== "twloop.port") return;
+      globalThis.removeEventListener("message", onHello as EventListener);
+      resolve({ port: connect(hello.twloop), data: hello.data });
+    };
+    globalThis.addEventListener("message", onHello as EventListener);
+  });
+}
