@@ -51,7 +51,7 @@
  */
 
 import { type Clock, RealClock } from "./clock.ts";
-import { MpscQueue, PUSH_FULL, type QueueConfig } from "./mpsc_queue.ts";
+import { MpscQueue, type QueueConfig } from "./mpsc_queue.ts";
 import { Producer, type QueueEntry } from "./mpsc_queue.ts";
 import { checkDelay, Timer } from "./timers.ts";
 import { LoopTimers } from "./loop_timers.ts";
