@@ -51,6 +51,14 @@ export type { PortHandle, PostOptions, WakePolicy } from "./runtime/port.ts";
 export { PayloadTooLargeError } from "./runtime/messages.ts";
 export { DataCloneError } from "./runtime/codec.ts";
 export { spawnWorker, workerPort } from "./runtime/spawn.ts";
+export {
+  abortable,
+  deadline,
+  DeadlineError,
+  delay,
+  pooledMap,
+} from "./runtime/async.ts";
+export type { SignalOptions } from "./runtime/async.ts";
 export type { SpawnedWorker, SpawnOptions } from "./runtime/spawn.ts";
 export {
   BUSY,

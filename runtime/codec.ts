@@ -104,6 +104,19 @@
  * 1000 leaves the caller room for its own frames. A stack that overflows
  * anyway, because the caller was already deep, is also reported as a
  * {@linkcode DataCloneError}.
+ *
+ * @example
+ * ```ts
+ * import { DataCloneError, Encoder, MAX_DEPTH } from "./codec.ts";
+ * let deep: unknown = 0;
+ * for (let i = 0; i <= MAX_DEPTH; i++) deep = [deep];
+ * try {
+ *   new Encoder().encode(deep);
+ *   throw new Error("accepted");
+ * } catch (e) {
+ *   if (!(e instanceof DataCloneError)) throw e;
+ * }
+ * ```
  */
 export const MAX_DEPTH = 1000;
 
@@ -1406,7 +1419,12 @@ class Reader {
   }
 }
 
-function define(o: object, key: string, value: unknown, enumerable = false) {
+function define(
+  o: object,
+  key: string,
+  value: unknown,
+  enumerable = false,
+): void {
   Object.defineProperty(o, key, {
     value,
     writable: true,

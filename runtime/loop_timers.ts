@@ -19,6 +19,7 @@ import {
 /** The timer side of a loop. */
 export class LoopTimers implements TimerHost {
   readonly #clock: Clock;
+  readonly #changed: () => void;
   readonly #queue = new TimerQueue();
   #seq = 0;
   #refed = 0;
@@ -28,9 +29,12 @@ export class LoopTimers implements TimerHost {
    * Binds the timers to the loop's clock.
    *
    * @param clock The loop's clock.
+   * @param changed Called after a timer changed (cancel, refresh, ref):
+   *   the loop wakes if asleep, to recompute its sleep.
    */
-  constructor(clock: Clock) {
+  constructor(clock: Clock, changed: () => void) {
     this.#clock = clock;
+    this.#changed = changed;
   }
 
   /** @returns Referenced timers pending or queued (they keep `run()` alive). */
@@ -77,13 +81,15 @@ export class LoopTimers implements TimerHost {
   timerChanged(t: Timer, wasRefed: boolean, wasLive: boolean): void {
     if (wasLive && wasRefed) this.#refed--;
     this.#queue.remove(t);
-    if (t.state === TIMER_DONE) return;
-    if (Number.isNaN(t.deadline)) {
-      t.deadline = this.#clock.now() + t.delay;
-      t.seq = this.#seq++;
+    if (t.state !== TIMER_DONE) {
+      if (Number.isNaN(t.deadline)) {
+        t.deadline = this.#clock.now() + t.delay;
+        t.seq = this.#seq++;
+      }
+      if (t.state === TIMER_PENDING) this.#queue.push(t);
+      if (t.hasRef()) this.#refed++;
     }
-    if (t.state === TIMER_PENDING) this.#queue.push(t);
-    if (t.hasRef()) this.#refed++;
+    this.#changed();
   }
 
   /**

@@ -44,7 +44,7 @@ export const MSG_CLOSE_REQUEST = 11;
 
 const CONSTS = [undefined, null, false, true] as const;
 const utf8 = new TextEncoder();
-const utf8Decoder = new TextDecoder();
+const utf8Decoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /**
  * Thrown when a payload cannot fit one port's storage at all.

@@ -738,17 +738,17 @@ Deno.test("track(promise, callback)", async (t) => {
         const boom = new Error("host failed");
         loop.track(
           Promise.resolve(42),
-          (...args) => seen.push(["ok", ...args]),
+          (r) => seen.push(["ok", r.status === "fulfilled" ? r.value : r]),
         );
         loop.track(
           Promise.reject(boom),
-          (...args) => seen.push(["err", ...args]),
+          (r) => seen.push(["err", r.status === "rejected" ? r.reason : r]),
         );
         loop.queue(() => seen.push(["task"]));
         assert.equal(await settleOrRescue(loop, loop.run()), 0);
         assert.deepEqual(seen, [
           ["task"],
-          ["ok", undefined, 42],
+          ["ok", 42],
           ["err", boom],
         ]);
         // Give a stray rejection the turns it needs to be reported.
@@ -768,7 +768,10 @@ Deno.test("track(promise, callback)", async (t) => {
       const { loop } = setup();
       const { promise, resolve } = Promise.withResolvers<string>();
       const log: string[] = [];
-      loop.track(promise, (_err, v) => log.push(`callback ${v}`));
+      loop.track(
+        promise,
+        (r) => log.push(`callback ${r.status === "fulfilled" ? r.value : r}`),
+      );
       let settled = false;
       const drive = loop.run().then((n) => {
         log.push("run settled");
@@ -790,7 +793,10 @@ Deno.test("track(promise, callback)", async (t) => {
       const { loop } = setup();
       const { promise, reject } = Promise.withResolvers<string>();
       const errors: unknown[] = [];
-      loop.track(promise, (err) => errors.push(err));
+      loop.track(
+        promise,
+        (r) => errors.push(r.status === "rejected" ? r.reason : r),
+      );
       const drive = loop.run();
       await Promise.resolve();
       const boom = new Error("late");
