@@ -456,12 +456,12 @@ export class Loop {
     return this.#sealed ? 0 : this.#queue.depth();
   }
 
-  /** @returns The clock as read at the start of the current pass. */
+  /** The clock as read at the start of the current pass, in ms. */
   get now(): number {
     return this.#now;
   }
 
-  /** @returns Whether `close()` has been called. */
+  /** Whether `close()` has been called. */
   get closed(): boolean {
     return this.#closing;
   }

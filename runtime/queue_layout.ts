@@ -142,6 +142,16 @@ export const FIRST_PRODUCER_NODE = 2;
 /** Payload byte ranges start on 8-byte boundaries (float64 and BigInt views). */
 export const PAYLOAD_ALIGN = 8;
 
+/**
+ * Rounds a payload length up to {@linkcode PAYLOAD_ALIGN}.
+ *
+ * @param n Bytes.
+ * @returns `n` rounded up to a multiple of 8.
+ */
+export function alignUp(n: number): number {
+  return (n + PAYLOAD_ALIGN - 1) & -PAYLOAD_ALIGN;
+}
+
 /** Sizes chosen when a queue is created. */
 export interface QueueConfig {
   /** Producer slots (threads that may push at once), 1 to 4096. Default 16. */
