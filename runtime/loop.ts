@@ -419,6 +419,17 @@ export class Loop {
     this.#inbox.died(slot);
   }
 
+  /**
+   * Runs `fn` once when the port on `slot` closes (its `MSG_PORT_CLOSED`
+   * arrives, after its last message) or its producer is reported dead.
+   *
+   * @param slot A port's slot.
+   * @param fn The callback; runs inside the pass that sees the close.
+   */
+  onPortClosed(slot: number, fn: () => void): void {
+    this.#inbox.closers.set(slot, fn);
+  }
+
   /** Keeps `run()` alive until a matching `unref()`. */
   ref(): void {
     this.#refs++;

@@ -55,8 +55,8 @@ export class Inbox {
   onEntry: ((entry: QueueEntry) => void) | undefined;
   /** Called when a port asks the loop to close. */
   onCloseRequest: () => void = () => {};
-  /** Called when a port closes (after its last message). */
-  onPortClosed: ((slot: number) => void) | undefined;
+  /** Called once per slot when its port closes or its producer dies. */
+  readonly closers: Map<number, () => void> = new Map();
 
   /**
    * Binds the inbox to the loop's queue.
@@ -93,6 +93,11 @@ export class Inbox {
   #drop(slot: number, to: number): void {
     if (this.#state[slot] === OPEN) this.#open--;
     this.#state[slot] = to;
+    const fn = this.closers.get(slot);
+    if (fn !== undefined) {
+      this.closers.delete(slot);
+      fn();
+    }
   }
 
   /**
@@ -140,7 +145,6 @@ export class Inbox {
       if (fn !== undefined) fn(readMessage(e, this.copyBytes), e.producer);
     } else if (tag === MSG_PORT_CLOSED) {
       this.#drop(e.producer, FREE);
-      this.onPortClosed?.(e.producer);
     } else if (tag === MSG_CLOSE_REQUEST) {
       this.onCloseRequest();
     } else {

@@ -3,7 +3,10 @@
  *
  * The parent side, {@linkcode spawnWorker}, reserves a port and sends its
  * handle as the worker's first message; the worker side,
- * {@linkcode workerPort}, waits for that message and connects. Worker
+ * {@linkcode workerPort}, waits for that message and connects. A spawned
+ * worker lives until its port closes (then the loop terminates it: a Deno
+ * or Node worker otherwise keeps the process alive), it fails, or you call
+ * `terminate()`. Worker
  * faults reach the loop: an uncaught error in the worker, or `terminate()`
  * through the returned handle, reports the port's producer dead (see the
  * fault protocol in `loop_inbox.ts`), and the worker's error is queued as a
@@ -72,6 +75,10 @@ export function spawnWorker(
   worker.addEventListener("error", (ev: ErrorEvent) => {
     ev.preventDefault();
     died(ev.error ?? new Error(`Worker failed: ${ev.message}`));
+  });
+  loop.onPortClosed(handle.slot, () => {
+    dead = true; // closed cleanly: nothing to repair
+    worker.terminate();
   });
   const hello: Hello = { twloop: handle, data: options.data };
   worker.postMessage(hello);
