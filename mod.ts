@@ -35,6 +35,7 @@ export {
 export type {
   LoopMetrics,
   LoopOptions,
+  LoopWarning,
   MessageHandler,
 } from "./runtime/loop.ts";
 export type { Source } from "./runtime/loop_metrics.ts";

@@ -58,11 +58,13 @@ import { LoopTimers } from "./loop_timers.ts";
 import { Waiter, wake } from "./wake.ts";
 import { WAIT_NR, WAKE_CLOSING, WAKE_SEALED } from "./queue_layout.ts";
 import { type LoopMetrics, MetricsCollector } from "./loop_metrics.ts";
+import { type LoopWarning, Watchdog } from "./loop_watchdog.ts";
 import { Inbox, type MessageHandler } from "./loop_inbox.ts";
 import { LoopClosedError, markLoopThread, type PortHandle } from "./port.ts";
 
 export type { LoopMetrics } from "./loop_metrics.ts";
 export type { MessageHandler } from "./loop_inbox.ts";
+export type { LoopWarning } from "./loop_watchdog.ts";
 
 /** Queue tag of a task queued on the loop thread. */
 export const TAG_TASK = 0;
@@ -95,6 +97,14 @@ export interface LoopOptions {
   clock?: Clock;
   /** Receives errors thrown by tasks; without it run methods rethrow them. */
   onError?: (error: unknown) => void;
+  /**
+   * Longest the loop sleeps before checking for work that waits without a
+   * wake, ms (default 1000; `Infinity` turns the watchdog off). See
+   * `loop_watchdog.ts`.
+   */
+  stallMs?: number;
+  /** Receives the watchdog's stall reports. */
+  onWarning?: (warning: LoopWarning) => void;
   /** Receives messages posted through ports. */
   onMessage?: MessageHandler;
   /** Receives raw items with tags >= 16 pushed by other threads. */
@@ -225,6 +235,7 @@ export class Loop {
   readonly #pause = new Int32Array(new SharedArrayBuffer(4));
   readonly #dispatch: (e: QueueEntry) => boolean;
   readonly #m = new MetricsCollector();
+  readonly #watchdog: Watchdog;
 
   /**
    * Creates a loop with its queue and its own producer slot.
@@ -265,6 +276,15 @@ export class Loop {
     this.#inbox.copyBytes = options.copyBytes ?? false;
     this.#inbox.onCloseRequest = () => this.close();
     this.onError = options.onError;
+    const stallMs = options.stallMs ?? 1000;
+    this.#watchdog = new Watchdog(
+      this.#queue,
+      this.#waiter,
+      stallMs === Infinity
+        ? stallMs
+        : checkDelay("create loop", "stallMs", stallMs, false),
+    );
+    this.#watchdog.onWarning = options.onWarning;
     this.#now = this.clock.now();
     this.#dispatch = (e) => this.#run(e);
   }
@@ -275,6 +295,14 @@ export class Loop {
   }
   set onMessage(fn: MessageHandler | undefined) {
     this.#inbox.onMessage = fn;
+  }
+
+  /** Receives the stall watchdog's reports (see `LoopOptions.stallMs`). */
+  get onWarning(): ((warning: LoopWarning) => void) | undefined {
+    return this.#watchdog.onWarning;
+  }
+  set onWarning(fn: ((warning: LoopWarning) => void) | undefined) {
+    this.#watchdog.onWarning = fn;
   }
 
   /** Receives raw items with tags >= 16 pushed by other threads. */
@@ -483,7 +511,11 @@ export class Loop {
    * @returns The metrics.
    */
   metrics(): LoopMetrics {
-    return this.#m.snapshot(this.#waiter, this.#timers.pending);
+    return this.#m.snapshot(
+      this.#waiter,
+      this.#timers.pending,
+      this.#watchdog.stalls,
+    );
   }
 
   /**
@@ -625,7 +657,9 @@ export class Loop {
           } finally {
             this.#asleep = false;
           }
-          this.#m.slept(r, performance.now() - s0);
+          const ms = performance.now() - s0;
+          this.#m.slept(r, ms);
+          this.#watchdog.slept(r, ms);
           lastYield = performance.now();
         } else if (sleep === VIRTUAL_JUMP) {
           // Let every pending reaction run first: it may set an earlier
@@ -751,11 +785,13 @@ export class Loop {
       // A producer is mid-push (or died there): repair if it died, else
       // pause briefly, longer each time, capped at 1 ms.
       if (this.#inbox.repairDead()) return AWAKE;
+      this.#watchdog.busy(performance.now());
       const ms = Math.min(1, 0.01 * ++this.#busySpins);
       if (mode === WAIT_SYNC) Atomics.wait(this.#pause, 0, 0, ms);
       return mode === WAIT_ASYNC ? BUSY_PAUSE : AWAKE;
     }
     this.#busySpins = 0;
+    this.#watchdog.notBusy();
     if (!q.isEmpty() || mode === NO_WAIT) return AWAKE;
     this.#inbox.repairDead(); // reclaims dead slots while idle
     const next = this.#timers.nextDeadline();
@@ -764,12 +800,14 @@ export class Loop {
       this.clock.jumpTo(next); // virtual time: no real sleep
       return AWAKE;
     }
-    const wait = Math.max(0, next - this.clock.now());
+    const wait = this.#watchdog.cap(Math.max(0, next - this.clock.now()));
     if (wait > 0 && this.#spin()) return AWAKE;
     if (mode === WAIT_ASYNC) return wait;
     const s0 = performance.now();
     const r = this.#waiter.sleep(this.#minEvents, wait, this.#minWait);
-    this.#m.slept(r, performance.now() - s0);
+    const ms = performance.now() - s0;
+    this.#m.slept(r, ms);
+    this.#watchdog.slept(r, ms);
     return AWAKE;
   }
 }

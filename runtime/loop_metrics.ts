@@ -29,6 +29,8 @@ export interface LoopMetrics {
   readonly notifies: number;
   /** Passes that found a producer mid-push. */
   readonly busy: number;
+  /** Stalls the watchdog reported (see `loop_watchdog.ts`). */
+  readonly stalls: number;
   /** Largest queue depth seen after a pass (an estimate, see `MpscQueue.depth`). */
   readonly peakDepth: number;
   /** Timers waiting in the heap. */
@@ -88,9 +90,14 @@ export class MetricsCollector {
   /**
    * @param waiter The loop's waiter (armings, sleeps, notifies).
    * @param pendingTimers Timers in the heap.
+   * @param stalls Stalls the watchdog reported.
    * @returns A frozen snapshot.
    */
-  snapshot(waiter: Waiter, pendingTimers: number): LoopMetrics {
+  snapshot(
+    waiter: Waiter,
+    pendingTimers: number,
+    stalls: number,
+  ): LoopMetrics {
     const t = this.#tasks;
     const idle = Math.min(this.#idleMs, this.#runMs);
     return Object.freeze({
@@ -107,6 +114,7 @@ export class MetricsCollector {
       wakes: this.#wakes,
       notifies: waiter.notifies(),
       busy: this.#busy,
+      stalls,
       peakDepth: this.#peak,
       pendingTimers,
       runMs: this.#runMs,

@@ -498,6 +498,28 @@ export class MpscQueue {
   }
 
   /**
+   * Which producer holds the consumer up: the slot whose recorded push (see
+   * `repair`) has the cursor as predecessor while the cursor's link is still
+   * unstored. For diagnostics; the records are plain writes, so a producer
+   * that has only just exchanged may not show yet.
+   *
+   * @returns The slot, or -1 when none is known.
+   */
+  stuckSlot(): number {
+    const w = this.#w;
+    const c = this.#cursor;
+    if (this.#loadNext(c) !== NIL || Atomics.load(w, TAIL) === c) return -1;
+    for (let s = 0; s < this.#layout.producers; s++) {
+      const at = slotWord(s);
+      if (
+        Atomics.load(w, at + P_PUSH_PREV) === c &&
+        Atomics.load(w, at + P_PUSH_NODE) !== NIL
+      ) return s;
+    }
+    return -1;
+  }
+
+  /**
    * Frees a dead producer's slot for a new port once nothing it published
    * is still queued (fault protocol step 5): its allocation counters are
    * rewound to what the consumer released, which drops any half-written,

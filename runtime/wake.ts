@@ -101,6 +101,13 @@ export class Waiter {
   armings = 0;
   /** Sleeps that actually blocked (metric). */
   sleeps = 0;
+  /**
+   * After a sleep that timed out: the threshold it was still armed with
+   * (no producer claimed its wake), or 0 when a producer did.
+   */
+  timedOutArmed = 0;
+  /** After a sleep that timed out still armed: `ADDED` when it disarmed. */
+  timedOutAdded = 0;
 
   /**
    * Binds a waiter to a queue buffer; one per consumer thread.
@@ -157,13 +164,28 @@ export class Waiter {
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
     let r = Atomics.wait(w, WAIT_NR, k, first); // W4
-    Atomics.compareExchange(w, WAIT_NR, k, WAKE_IDLE); // W6
+    let armed = this.#disarm(k, r); // W6
     if (r === "timed-out" && minWaitMs < timeoutMs && k > 1) {
       if (!this.#arm(1, false)) return "work";
       r = Atomics.wait(w, WAIT_NR, 1, timeoutMs - minWaitMs);
-      Atomics.compareExchange(w, WAIT_NR, 1, WAKE_IDLE);
+      armed = this.#disarm(1, r);
     }
-    return r === "timed-out" ? "timed-out" : "woken";
+    return this.#result(r, armed);
+  }
+
+  /** W6; after a timeout, records whether no producer had claimed the wake. */
+  #disarm(k: number, r: string): number {
+    const w = this.#w;
+    const still = Atomics.compareExchange(w, WAIT_NR, k, WAKE_IDLE) === k;
+    if (r !== "timed-out" || !still) return 0;
+    this.timedOutAdded = Atomics.load(w, ADDED);
+    return k;
+  }
+
+  #result(r: string, armed: number): SleepResult {
+    if (r !== "timed-out") return "woken";
+    this.timedOutArmed = armed;
+    return "timed-out";
   }
 
   /**
@@ -190,11 +212,13 @@ export class Waiter {
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
     let r = await this.#waitAsync(k, first, keepAlive);
+    let armed = this.#disarm(k, r); // W6
     if (r === "timed-out" && minWaitMs < timeoutMs && k > 1) {
       if (!this.#arm(1, false)) return "work";
       r = await this.#waitAsync(1, timeoutMs - minWaitMs, keepAlive);
+      armed = this.#disarm(1, r);
     }
-    return r === "timed-out" ? "timed-out" : "woken";
+    return this.#result(r, armed);
   }
 
   async #waitAsync(
@@ -202,8 +226,7 @@ export class Waiter {
     timeoutMs: number,
     keepAlive: boolean,
   ): Promise<string> {
-    const w = this.#w;
-    const res = Atomics.waitAsync(w, WAIT_NR, k, timeoutMs); // W4
+    const res = Atomics.waitAsync(this.#w, WAIT_NR, k, timeoutMs); // W4
     let r: string;
     if (!res.async) {
       r = res.value;
@@ -218,7 +241,6 @@ export class Waiter {
         clearInterval(hold);
       }
     }
-    Atomics.compareExchange(w, WAIT_NR, k, WAKE_IDLE); // W6
     return r;
   }
 }
