@@ -19,9 +19,10 @@
  * 4. **Sleep**, only if the run method may wait, the loop is alive and
  *    nothing is runnable: a producer caught mid-push ("busy") gets a short
  *    bounded pause, never an open-ended sleep; otherwise the waiter arms and
- *    sleeps until woken, the next timer deadline or the min-wait deadline.
- *    Under a virtual clock the loop jumps the clock to the next deadline
- *    instead of sleeping.
+ *    sleeps until woken, the next timer deadline or the min-wait deadline,
+ *    and never longer than `stallMs`, after which the watchdog checks for
+ *    work left without a wake (`loop_watchdog.ts`). Under a virtual clock
+ *    the loop jumps the clock to the next deadline instead of sleeping.
  *
  * ## Microtasks
  *
