@@ -306,7 +306,9 @@ async function* abortableIterable<T>(
   signal: AbortSignal,
 ): AsyncGenerator<T> {
   signal.throwIfAborted();
-  const { promise: aborted, reject } = Promise.withResolvers<never>();
+  // Not Promise.withResolvers: Node 20 lacks it.
+  let reject: (reason: unknown) => void = noop;
+  const aborted = new Promise<never>((_, r) => (reject = r));
   aborted.catch(noop);
   const onAbort = () => reject(signal.reason);
   signal.addEventListener("abort", onAbort, { once: true });

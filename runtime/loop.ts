@@ -237,6 +237,9 @@ export class Loop {
   readonly #dispatch: (e: QueueEntry) => boolean;
   readonly #m = new MetricsCollector();
   readonly #watchdog: Watchdog;
+  /** Raw-item handlers by producer slot (`routeEntries`), else `onEntry`. */
+  readonly #slotEntry: (((entry: QueueEntry) => void) | undefined)[] = [];
+  #userEntry: ((entry: QueueEntry) => void) | undefined;
 
   /**
    * Creates a loop with its queue and its own producer slot.
@@ -273,7 +276,9 @@ export class Loop {
     this.#timers = new LoopTimers(this.clock, () => this.#poke());
     this.#inbox = new Inbox(this.#queue);
     this.#inbox.onMessage = options.onMessage;
-    this.#inbox.onEntry = options.onEntry;
+    this.#userEntry = options.onEntry;
+    this.#inbox.onEntry = (e) =>
+      (this.#slotEntry[e.producer] ?? this.#userEntry)?.(e);
     this.#inbox.copyBytes = options.copyBytes ?? false;
     this.#inbox.onCloseRequest = () => this.close();
     this.onError = options.onError;
@@ -308,10 +313,26 @@ export class Loop {
 
   /** Receives raw items with tags >= 16 pushed by other threads. */
   get onEntry(): ((entry: QueueEntry) => void) | undefined {
-    return this.#inbox.onEntry;
+    return this.#userEntry;
   }
   set onEntry(fn: ((entry: QueueEntry) => void) | undefined) {
-    this.#inbox.onEntry = fn;
+    this.#userEntry = fn;
+  }
+
+  /**
+   * Sends the raw items (tags >= 16) of one producer slot to `fn` instead
+   * of `onEntry`, so a component that owns a port (an I/O worker) gets its
+   * own items whatever `onEntry` is set to.
+   *
+   * @param slot A port's slot.
+   * @param fn The handler, or undefined to send the slot's items to
+   *   `onEntry` again.
+   */
+  routeEntries(
+    slot: number,
+    fn: ((entry: QueueEntry) => void) | undefined,
+  ): void {
+    this.#slotEntry[slot] = fn;
   }
 
   #open(action: string): void {
@@ -534,6 +555,10 @@ export class Loop {
     Atomics.store(this.#w, WAIT_NR, WAKE_CLOSING); // pairs with Port.#settle
     this.#timers.cancelAll();
     this.#self.push(TAG_CLOSE, 0, 0); // room kept by #pushLocal
+    // Called from a host callback while the async drive sleeps: the store
+    // above changed the word it waits on but woke nobody (producers do not
+    // wake a closing loop), so wake it to run up to the marker.
+    if (this.#asleep) Atomics.notify(this.#w, WAIT_NR);
     if (!this.#running) {
       this.#drive("close", () => {
         while (!this.#sealed) this.#pass(WAIT_SYNC, true);

@@ -6,7 +6,15 @@
  *
  * 1. The host tells the loop (`Loop.producerDied(slot)`; `spawnWorker` does
  *    it on the worker's `error` event and on `terminate()`). The port stops
- *    holding the loop alive.
+ *    holding the loop alive, and the loop counts the death in the slot's
+ *    fence (`P_FENCE`): the thread may still be running (Deno's
+ *    `terminate()` stops a worker only when it next turns its event loop,
+ *    so one busy in a loop of posts runs on). Its port raises the fence's
+ *    writing bit and reads the deaths in one atomic step before each write
+ *    to the slot, lowers the bit after, and refuses once the deaths differ
+ *    from those it connected under. Atomics being sequentially consistent,
+ *    either the port sees the death, or the loop sees the bit of the write
+ *    under way and waits for it to end before step 5.
  * 2. Messages whose push completed are already linked: they are delivered,
  *    exactly once, like any others.
  * 3. A message caught before its exchange was never published: it is not
@@ -15,11 +23,14 @@
  *    queue "busy" at its predecessor. The producer recorded the pushed node
  *    and, right after the exchange, its predecessor, in its slot line; the
  *    loop stores the missing link itself (`MpscQueue.repair`), which is the
- *    very value the producer would have stored, so a producer that was only
- *    slow, not dead, does no harm by storing it too. The message, fully
- *    written before the exchange, is delivered whole.
+ *    very value the producer would have stored. It does so only while the
+ *    fence shows no write under way: a port still running stores its link
+ *    itself (repairing then could let the predecessor be reused before that
+ *    late store lands on it). The message, fully written before the
+ *    exchange, is delivered whole.
  * 5. Once the queue has drained past everything the dead slot published,
- *    the slot is reclaimed for new ports (`MpscQueue.reclaim`).
+ *    and no write of its port is under way, the slot is reclaimed for new
+ *    ports (`MpscQueue.reclaim`).
  *
  * @module
  */
@@ -32,6 +43,16 @@ import {
   readMessage,
 } from "./messages.ts";
 import type { PortHandle } from "./port.ts";
+import {
+  FENCE_DEATH,
+  FENCE_WRITING,
+  P_CLAIM,
+  P_FENCE,
+  SLOT_CLAIMED,
+  SLOT_FREE,
+  SLOT_RESERVED,
+  slotWord,
+} from "./queue_layout.ts";
 
 /** Receives each message in FIFO order with the port slot it came from. */
 export type MessageHandler = (data: unknown, slot: number) => void;
@@ -44,6 +65,7 @@ const DEAD = 2;
 /** Delivery and bookkeeping for the loop's ports. */
 export class Inbox {
   readonly #q: MpscQueue;
+  readonly #claims: Int32Array;
   readonly #state: Uint8Array;
   #open = 0;
   #dead = 0;
@@ -65,6 +87,7 @@ export class Inbox {
    */
   constructor(q: MpscQueue) {
     this.#q = q;
+    this.#claims = new Int32Array(q.buffer);
     this.#state = new Uint8Array(q.config.producers);
   }
 
@@ -83,10 +106,12 @@ export class Inbox {
     const slot = this.#q.reserveSlot();
     this.#state[slot] = OPEN;
     this.#open++;
+    const fence = Atomics.load(this.#claims, slotWord(slot) + P_FENCE);
     return Object.freeze({
       kind: "twloop.port",
       buffer: this.#q.buffer,
       slot,
+      epoch: fence & ~FENCE_WRITING,
     });
   }
 
@@ -110,7 +135,16 @@ export class Inbox {
     if (this.#state[slot] === DEAD) return;
     this.#drop(slot, DEAD);
     this.#dead++;
-    this.#q.repair(slot);
+    // Step 1. A handle not yet connected can no longer be: the loop takes
+    // the claim itself. Then the death: a port still running reads it
+    // before its next write and refuses (`Port`), whoever holds the slot by
+    // then. This order makes a port that connects meanwhile either fail to
+    // attach or read the old death count.
+    const at = slotWord(slot);
+    const w = this.#claims;
+    Atomics.compareExchange(w, at + P_CLAIM, SLOT_RESERVED, SLOT_CLAIMED);
+    const fence = Atomics.add(w, at + P_FENCE, FENCE_DEATH);
+    if ((fence & FENCE_WRITING) === 0) this.#q.repair(slot);
   }
 
   /**
@@ -123,6 +157,11 @@ export class Inbox {
     let fixed = false;
     for (let s = 0; s < this.#state.length; s++) {
       if (this.#state[s] !== DEAD) continue;
+      // A write the port began before it could see the death (step 1) may
+      // still be under way: it stores its own link, and the slot is reused
+      // only once it ended.
+      const fence = Atomics.load(this.#claims, slotWord(s) + P_FENCE);
+      if ((fence & FENCE_WRITING) !== 0) continue;
       if (this.#q.repair(s)) fixed = true;
       if (this.#q.reclaim(s)) {
         this.#state[s] = FREE;
@@ -144,7 +183,14 @@ export class Inbox {
       const fn = this.onMessage;
       if (fn !== undefined) fn(readMessage(e, this.copyBytes), e.producer);
     } else if (tag === MSG_PORT_CLOSED) {
-      this.#drop(e.producer, FREE);
+      const slot = e.producer;
+      if (this.#state[slot] === DEAD) this.#dead--; // it closed, then died
+      this.#drop(slot, FREE);
+      // The port left the slot claimed (`Port.close`); its last item is read,
+      // so a new port may have it now. The port's counters (plain writes
+      // before the push of this item) reach the next attacher through this
+      // store and its compareExchange.
+      Atomics.store(this.#claims, slotWord(slot) + P_CLAIM, SLOT_FREE);
     } else if (tag === MSG_CLOSE_REQUEST) {
       this.onCloseRequest();
     } else {

@@ -106,6 +106,9 @@ export class MessageWriter {
       case "object":
         if (data === null) return p.push(MSG_CONST, 1, 0);
         if (data instanceof Uint8Array && data.constructor === Uint8Array) {
+          // A view over a detached buffer cannot be copied (`set` throws a
+          // TypeError): the codec rejects it with DataCloneError.
+          if ((data.buffer as ArrayBuffer).detached === true) break;
           this.#fits(data.length);
           return p.pushWith(MSG_BYTES, data.length, (t, o) => t.set(data, o));
         }

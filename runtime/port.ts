@@ -9,8 +9,10 @@
  * ## Posting
  *
  * `post(data)` encodes `data` (see `messages.ts`) straight into the port's
- * shared storage and pushes it: 2 atomics for the push, 1 to read the wake
- * word. Wake policy per post: `"lazy"` (the default) counts toward the
+ * shared storage and pushes it: 2 atomics to fence the write (so that a
+ * thread the loop was told is dead, but that still runs, cannot write to a
+ * slot the loop may give to a new port: fault protocol in `loop_inbox.ts`),
+ * 2 for the push, 1 to read the wake word. Wake policy per post: `"lazy"` (the default) counts toward the
  * loop's `minEvents` threshold, so a loop that asked for batches is woken
  * once per batch; `"eager"` wakes a sleeping loop at once. With the default
  * `minEvents` of 1 both wake on the first post.
@@ -41,6 +43,8 @@
 
 import {
   C_DELIVERED_NODES,
+  FENCE_WRITING,
+  P_FENCE,
   slotWord,
   WAIT_NR,
   WAKE_CLOSING,
@@ -62,6 +66,12 @@ export interface PortHandle {
   readonly buffer: SharedArrayBuffer;
   /** The reserved producer slot. */
   readonly slot: number;
+  /**
+   * The slot's deaths reported when it was reserved (its fence, see
+   * `queue_layout.ts`): a handle whose thread was reported dead before it
+   * connected cannot connect later. Read at `connect` when absent.
+   */
+  readonly epoch?: number;
 }
 
 /** How a post wakes a sleeping loop. */
@@ -123,6 +133,14 @@ export function markLoopThread(buffer: SharedArrayBuffer): void {
 
 const DEFAULT_TIMEOUT = 30_000;
 
+/**
+ * How long `post` polls a full port for space before it starts sleeping,
+ * ms: the loop's own default poll before it sleeps (`spinMicros`, 50 µs).
+ * Sleeping alone capped a 4 KiB stream from one worker at ~0.15 M msg/s,
+ * ~16 messages (one 64 KiB payload ring) per timed wait (bench/payloads.ts).
+ */
+const SPACE_SPIN_MS = 0.05;
+
 function checkOptions(o: PostOptions | undefined): void {
   if (o === undefined) return;
   if (o.wake !== undefined && o.wake !== "lazy" && o.wake !== "eager") {
@@ -146,7 +164,8 @@ function checkOptions(o: PostOptions | undefined): void {
  * @param handle The handle, received through `postMessage` or directly.
  * @returns The connected port.
  * @throws {TypeError} Not a port handle, or not a twloop queue buffer.
- * @throws {RangeError} The slot was already connected.
+ * @throws {RangeError} The slot was already connected, or its thread was
+ *   reported dead before connecting.
  */
 export function connect(handle: PortHandle): Port {
   if (
@@ -157,7 +176,25 @@ export function connect(handle: PortHandle): Port {
       "Cannot connect port: expected a handle from loop.port()",
     );
   }
-  return new Port(Producer.attach(handle.buffer, handle.slot));
+  // Read before attaching: a death reported from here on is this port's.
+  const now = deathsOf(handle.buffer, handle.slot);
+  const deaths = handle.epoch ?? now;
+  if (now !== deaths) {
+    throw new RangeError(
+      `Cannot connect port: slot ${handle.slot}'s thread was reported dead`,
+    );
+  }
+  return new Port(Producer.attach(handle.buffer, handle.slot), deaths);
+}
+
+/** The slot's fence without its writing bit (0 for a handle attach rejects). */
+function deathsOf(buffer: unknown, slot: number): number {
+  if (!(buffer instanceof SharedArrayBuffer) || !Number.isInteger(slot)) {
+    return 0;
+  }
+  const at = slotWord(slot) + P_FENCE;
+  const w = new Int32Array(buffer);
+  return at >= 0 && at < w.length ? Atomics.load(w, at) & ~FENCE_WRITING : 0;
 }
 
 /**
@@ -166,6 +203,8 @@ export function connect(handle: PortHandle): Port {
 export class Port {
   readonly #p: Producer;
   readonly #w: Int32Array;
+  readonly #fence: number;
+  readonly #deaths: number;
   readonly #writer: MessageWriter;
   readonly #onLoopThread: boolean;
   readonly #pause = new Int32Array(new SharedArrayBuffer(4));
@@ -175,10 +214,15 @@ export class Port {
    * Wraps an attached producer; use {@linkcode connect}.
    *
    * @param producer The producer for this port's slot.
+   * @param deaths The slot's fence read before attaching, without its
+   *   writing bit (default: read now).
    */
-  constructor(producer: Producer) {
+  constructor(producer: Producer, deaths?: number) {
     this.#p = producer;
     this.#w = new Int32Array(producer.buffer);
+    this.#fence = slotWord(producer.slot) + P_FENCE;
+    this.#deaths = deaths ??
+      (Atomics.load(this.#w, this.#fence) & ~FENCE_WRITING);
     this.#writer = new MessageWriter(producer);
     this.#onLoopThread = loopsHere.has(producer.buffer);
   }
@@ -188,9 +232,43 @@ export class Port {
     return this.#p.slot;
   }
 
-  #check(): void {
+  #check(data?: unknown): void {
     if (this.#closed) {
-      throw new LoopClosedError(undefined, "post message: port");
+      throw new LoopClosedError(data, "post message: port");
+    }
+  }
+
+  /**
+   * Before writing to the slot: raises the fence's writing bit and, in the
+   * same atomic step, reads whether the loop was told this thread died.
+   * Pairs with the `Atomics.add` in `Inbox.died`: either that sees the bit
+   * (and waits for {@linkcode Port.#leave} before reusing the slot), or
+   * this sees the death. Refused, the port closes and must not write.
+   *
+   * @returns False when refused.
+   */
+  #enter(): boolean {
+    const f = Atomics.or(this.#w, this.#fence, FENCE_WRITING);
+    if ((f & ~FENCE_WRITING) === this.#deaths) return true;
+    this.#leave();
+    this.#closed = true;
+    return false;
+  }
+
+  /** After writing to the slot: lowers the fence's writing bit. */
+  #leave(): void {
+    Atomics.and(this.#w, this.#fence, ~FENCE_WRITING);
+  }
+
+  /** `writer.write(data)` inside the fence; throws if refused. */
+  #write(data: unknown, bytes?: Uint8Array): number {
+    if (!this.#enter()) throw new LoopClosedError(data, "post message: port");
+    try {
+      return bytes === undefined
+        ? this.#writer.write(data)
+        : this.#writer.writeEncoded(bytes);
+    } finally {
+      this.#leave();
     }
   }
 
@@ -236,9 +314,9 @@ export class Port {
    * @throws {LoopClosedError} The loop is closed; carries `data`.
    */
   tryPost(data: unknown, options?: PostOptions): boolean {
-    this.#check();
+    this.#check(data);
     checkOptions(options);
-    if (this.#writer.write(data) === PUSH_FULL) {
+    if (this.#write(data) === PUSH_FULL) {
       if (this.#closedNow()) throw new LoopClosedError(data);
       return false;
     }
@@ -264,12 +342,22 @@ export class Port {
     const timeout = options?.timeout ?? DEFAULT_TIMEOUT;
     const bytes = this.#encoded(data);
     const end = performance.now() + timeout;
-    for (let pause = 0.02;; pause = Math.min(1, pause * 2)) {
-      if (this.#onLoopThread) {
-        throw new Error(
-          "Cannot post message: the port is full and this thread runs the loop, so waiting would deadlock",
-        );
+    if (this.#onLoopThread) {
+      throw new Error(
+        "Cannot post message: the port is full and this thread runs the loop, so waiting would deadlock",
+      );
+    }
+    // Poll first: a running loop frees space at the end of every pass (a
+    // few µs), while one timed wait lasts ~60-110 µs whatever its timeout
+    // (the kernel's timer slack, measured in bench/backoff.ts).
+    this.#nudge();
+    const spinEnd = Math.min(end, performance.now() + SPACE_SPIN_MS);
+    do {
+      for (let i = 0; i < 16; i++) {
+        if (this.#retry(data, bytes, options)) return;
       }
+    } while (performance.now() < spinEnd);
+    for (let pause = 0.02;; pause = Math.min(1, pause * 2)) {
       this.#nudge();
       Atomics.wait(this.#pause, 0, 0, pause);
       if (this.#retry(data, bytes, options)) return;
@@ -313,11 +401,8 @@ export class Port {
     bytes: Uint8Array | undefined,
     options: PostOptions | undefined,
   ): boolean {
-    this.#check();
-    const r = bytes === undefined
-      ? this.#writer.write(data)
-      : this.#writer.writeEncoded(bytes);
-    if (r === PUSH_FULL) {
+    this.#check(data);
+    if (this.#write(data, bytes) === PUSH_FULL) {
       if (this.#closedNow()) throw new LoopClosedError(data);
       return false;
     }
@@ -339,11 +424,16 @@ export class Port {
    */
   requestClose(): void {
     this.#check();
-    const pause = this.#pause;
-    while (this.#p.push(MSG_CLOSE_REQUEST, 0, 0) === PUSH_FULL) {
-      if (this.#closedNow()) return;
-      this.#nudge();
-      Atomics.wait(pause, 0, 0, 1);
+    if (!this.#enter()) throw new LoopClosedError(undefined, "request close");
+    try {
+      const pause = this.#pause;
+      while (this.#p.push(MSG_CLOSE_REQUEST, 0, 0) === PUSH_FULL) {
+        if (this.#closedNow()) return;
+        this.#nudge();
+        Atomics.wait(pause, 0, 0, 1);
+      }
+    } finally {
+      this.#leave();
     }
     const nr = Atomics.load(this.#w, WAIT_NR);
     if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
@@ -356,16 +446,28 @@ export class Port {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (!this.#closedNow()) {
-      const pause = this.#pause;
-      for (let i = 0; this.#p.push(MSG_PORT_CLOSED, 0, 0) === PUSH_FULL; i++) {
-        if (this.#closedNow() || this.#onLoopThread || i > 30_000) break;
-        this.#nudge();
-        Atomics.wait(pause, 0, 0, 1);
+    if (!this.#enter()) return; // reported dead: the slot is not ours now
+    try {
+      let sent = false;
+      if (!this.#closedNow()) {
+        const pause = this.#pause;
+        for (let i = 0;; i++) {
+          sent = this.#p.push(MSG_PORT_CLOSED, 0, 0) !== PUSH_FULL;
+          if (sent || this.#closedNow() || this.#onLoopThread || i > 30_000) {
+            break;
+          }
+          this.#nudge();
+          Atomics.wait(pause, 0, 0, 1);
+        }
+        const nr = Atomics.load(this.#w, WAIT_NR);
+        if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
       }
-      const nr = Atomics.load(this.#w, WAIT_NR);
-      if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
+      // With the close item sent, the loop frees the slot when it reads it
+      // (`loop_inbox.ts`): freeing it here would let `loop.port()` hand the
+      // slot to a new port while this port's close is still queued.
+      if (!sent) this.#p.detach();
+    } finally {
+      this.#leave();
     }
-    this.#p.detach();
   }
 }

@@ -28,6 +28,7 @@
  * |      | `P_ALLOC_BYTES` (+2)| bytes allocated    | producer (plain)      | next owner         |
  * |      | `P_PUSH_NODE` (+3)  | push in progress   | producer (plain)      | repair after death |
  * |      | `P_PUSH_PREV` (+4)  | its predecessor    | producer (plain)      | repair after death |
+ * |      | `P_FENCE` (+5)      | writing; deaths    | port, loop (atomic)   | port, loop         |
  * |      | `C_RELEASED_*` (+32)| nodes/bytes freed  | consumer (atomic)     | producer (atomic)  |
  * | ...  | node table          | 4 words a node     | owning producer       | consumer           |
  * | ...  | payload rings       | bytes per producer | owning producer       | consumer           |
@@ -108,6 +109,19 @@ export const P_ALLOC_BYTES = 2;
 export const P_PUSH_NODE = 3;
 /** Producer line: predecessor returned by that push's exchange, or NIL. */
 export const P_PUSH_PREV = 4;
+/**
+ * Producer line: the port's fence (fault protocol in `loop_inbox.ts`). Bit
+ * 0 ({@linkcode FENCE_WRITING}) is set by the port while it writes to the
+ * slot; the loop adds {@linkcode FENCE_DEATH} each time it is told the
+ * slot's thread died. A port refuses to write once the deaths differ from
+ * those it connected under; the loop reuses a dead slot only while bit 0 is
+ * clear.
+ */
+export const P_FENCE = 5;
+/** `P_FENCE` bit: the port is writing to the slot. */
+export const FENCE_WRITING = 1;
+/** `P_FENCE` step: one death reported. */
+export const FENCE_DEATH = 2;
 /** Consumer line: nodes of this slot released by the consumer (monotonic, wraps). */
 export const C_RELEASED_NODES = LINE_WORDS;
 /** Consumer line: payload bytes of this slot released (monotonic, wraps). */

@@ -7,7 +7,8 @@
  * worker lives until its port closes (then the loop terminates it: a Deno
  * or Node worker otherwise keeps the process alive), it fails, or you call
  * `terminate()`. Worker
- * faults reach the loop: an uncaught error in the worker, or `terminate()`
+ * faults reach the loop: an uncaught error in the worker, a Node worker
+ * thread that ends with its port open, or `terminate()`
  * through the returned handle, reports the port's producer dead (see the
  * fault protocol in `loop_inbox.ts`), and the worker's error is queued as a
  * task that throws it, so it reaches `onError` (or the run method) in FIFO
@@ -19,6 +20,7 @@
 
 import type { Loop } from "./loop.ts";
 import { connect, type Port, type PortHandle } from "./port.ts";
+import { currentHost } from "./host/host.ts";
 
 /** Options for {@linkcode spawnWorker}. */
 export interface SpawnOptions {
@@ -30,7 +32,11 @@ export interface SpawnOptions {
 
 /** A worker started by {@linkcode spawnWorker}. */
 export interface SpawnedWorker {
-  /** The host worker. */
+  /**
+   * The host worker: on Node, a `node:worker_threads` worker behind the web
+   * `Worker` members (`postMessage`, `terminate`, `onmessage`, `onerror`,
+   * events).
+   */
   readonly worker: Worker;
   /** The slot of its port, as `onMessage` reports it. */
   readonly slot: number;
@@ -60,7 +66,6 @@ export function spawnWorker(
   options: SpawnOptions = {},
 ): SpawnedWorker {
   const handle = loop.port();
-  const worker = new Worker(url, { type: "module", name: options.name });
   let dead = false;
   const died = (error?: unknown) => {
     if (dead) return;
@@ -72,6 +77,23 @@ export function spawnWorker(
       });
     }
   };
+  // The thread ended by itself. If it closed its port first, the close is
+  // already queued: a task queued now runs after it (FIFO), and finds the
+  // port closed cleanly; otherwise the thread died with the port open.
+  const onExit = () => {
+    if (dead) return;
+    if (loop.closed || !loop.tryQueue(() => died())) died();
+  };
+  let worker: Worker;
+  try {
+    worker = currentHost().startWorker(url, {
+      name: options.name,
+      onExit, // Node only
+    });
+  } catch (error) {
+    died(); // gives the reserved slot back
+    throw error;
+  }
   worker.addEventListener("error", (ev: ErrorEvent) => {
     ev.preventDefault();
     died(ev.error ?? new Error(`Worker failed: ${ev.message}`));
@@ -94,18 +116,32 @@ export function spawnWorker(
 
 /**
  * In a worker started by {@linkcode spawnWorker}: waits for the port handle
- * and connects it.
+ * and connects it. A web worker that later ends itself with `close()`
+ * closes the port first: no web host tells the parent that a worker ended
+ * by itself, so the loop would otherwise keep the port, and its slot, open.
  *
  * @returns The connected port and the `data` the parent passed.
  */
 export function workerPort(): Promise<{ port: Port; data: unknown }> {
   return new Promise((resolve) => {
-    const onHello = (ev: MessageEvent) => {
-      const hello = ev.data as Hello | undefined;
+    const stop = currentHost().onParentMessage((data) => {
+      const hello = data as Hello | undefined;
       if (hello?.twloop?.kind !== "twloop.port") return;
-      globalThis.removeEventListener("message", onHello as EventListener);
-      resolve({ port: connect(hello.twloop), data: hello.data });
-    };
-    globalThis.addEventListener("message", onHello as EventListener);
+      stop();
+      const port = connect(hello.twloop);
+      closePortOnSelfClose(port);
+      resolve({ port, data: hello.data });
+    });
   });
+}
+
+/** Makes the worker scope's `close()` (web workers) close `port` first. */
+function closePortOnSelfClose(port: Port): void {
+  const scope = globalThis as { close?: () => void };
+  const close = scope.close;
+  if (typeof close !== "function") return; // Node: its exit is reported
+  scope.close = () => {
+    port.close();
+    close.call(globalThis);
+  };
 }
