@@ -101,13 +101,9 @@ export class LoopTimers implements TimerHost {
    * @param out Receives the timers.
    */
   collectDue(now: number, room: number, out: Timer[]): void {
-    const q = this.#queue;
-    for (let t = q.peek(); t !== undefined && out.length < room; t = q.peek()) {
-      if (t.deadline > now) break;
-      q.pop();
-      t.state = TIMER_QUEUED;
-      out.push(t);
-    }
+    const from = out.length;
+    this.#queue.takeDue(now, room, out);
+    for (let i = from; i < out.length; i++) out[i].state = TIMER_QUEUED;
   }
 
   /**

@@ -264,6 +264,44 @@ export class TimerQueue {
     }
   }
 
+  /**
+   * Moves the timers due at `now` into `out`, earliest first, until `out`
+   * holds `room` of them: the same timers in the same order as repeated
+   * `peek()` and `pop()`, taking each bucket's due run in one sweep.
+   *
+   * @param now Timers with `deadline <= now` are due.
+   * @param room Stop once `out.length` reaches it.
+   * @param out Receives the timers, removed from the queue.
+   */
+  takeDue(now: number, room: number, out: Timer[]): void {
+    while (out.length < room) {
+      const first = this.peek(); // sorts the bucket, skips cancelled ones
+      if (first === undefined || first.deadline > now) return;
+      const b = first.bucket as Bucket;
+      const items = b.items;
+      let i = b.head;
+      let taken = 0;
+      for (; i < items.length && out.length < room; i++) {
+        const t = items[i];
+        if (t === null) continue;
+        if (t.deadline > now) break;
+        items[i] = null;
+        t.bucket = null;
+        t.heapIndex = -1;
+        out.push(t);
+        taken++;
+      }
+      b.head = i;
+      b.live -= taken;
+      this.#size -= taken;
+      if (b.live === 0) {
+        b.items = [];
+        b.head = 0;
+        if (++this.#empty > 64 && this.#empty > this.#size) this.#rebuild();
+      }
+    }
+  }
+
   /** @returns The earliest timer, left in place; undefined when empty. */
   peek(): Timer | undefined {
     for (;;) {
