@@ -44,6 +44,7 @@ export type { Clock } from "./runtime/clock.ts";
 export { Timer } from "./runtime/timers.ts";
 export {
   connect,
+  DeadlockError,
   LoopClosedError,
   Port,
   PostTimeoutError,

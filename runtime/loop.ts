@@ -15,7 +15,8 @@
  *    producer slot is short of nodes, the rest stay due for the next pass.
  * 3. **Run**: take at most `maxEvents` items in FIFO order and run each to
  *    completion; the rest stay queued. `stop()` ends the pass after the
- *    running task.
+ *    running task. Then a port on this thread whose close found its
+ *    storage full (it cannot block here) retries it, now that tasks ran.
  * 4. **Sleep**, only if the run method may wait, the loop is alive and
  *    nothing is runnable: a producer caught mid-push ("busy") gets a short
  *    bounded pause, never an open-ended sleep; otherwise the waiter arms and
@@ -237,6 +238,8 @@ export class Loop {
   readonly #dispatch: (e: QueueEntry) => boolean;
   readonly #m = new MetricsCollector();
   readonly #watchdog: Watchdog;
+  /** Pushes a port on this thread could not make yet (`markLoopThread`). */
+  #retries: (() => boolean)[] = [];
   /** Raw-item handlers by producer slot (`routeEntries`), else `onEntry`. */
   readonly #slotEntry: (((entry: QueueEntry) => void) | undefined)[] = [];
   #userEntry: ((entry: QueueEntry) => void) | undefined;
@@ -267,7 +270,7 @@ export class Loop {
       );
     }
     this.buffer = this.#queue.buffer;
-    markLoopThread(this.buffer);
+    markLoopThread(this.buffer, (retry) => this.#retries.push(retry));
     this.#w = new Int32Array(this.buffer);
     this.#self = Producer.attach(this.buffer);
     this.#waiter = new Waiter(this.buffer);
@@ -728,7 +731,20 @@ export class Loop {
     this.#m.pass();
     if (!closing) this.#queueDueTimers(); // 2. due timers
     this.#runTasks(); // 3. run at most maxEvents
+    if (this.#retries.length !== 0) this.#retryPushes();
     return this.#idle(mode); // 4. sleep
+  }
+
+  /**
+   * Retries the control pushes (a port's close) that found a port on this
+   * thread full: the tasks just run may have freed its space.
+   */
+  #retryPushes(): void {
+    const retries = this.#retries;
+    this.#retries = [];
+    for (const retry of retries) {
+      if (!retry()) this.#retries.push(retry);
+    }
   }
 
   #queueDueTimers(): void {

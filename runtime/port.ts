@@ -119,16 +119,50 @@ export class PostTimeoutError extends Error {
   }
 }
 
-/** Buffers of loops that run on this thread (posting there must not block). */
-const loopsHere = new WeakSet<SharedArrayBuffer>();
+/**
+ * A blocking wait that only this thread could end: a post blocking on a
+ * full port of a loop that runs on the same thread. Nothing was queued.
+ */
+export class DeadlockError extends Error {
+  /** The undelivered value. */
+  readonly data: unknown;
+  /**
+   * Makes the error.
+   *
+   * @param data The undelivered value.
+   */
+  constructor(data: unknown) {
+    super(
+      "Cannot post message: the port is full and this thread runs the loop, so waiting would deadlock",
+    );
+    this.name = "DeadlockError";
+    this.data = data;
+  }
+}
+
+/**
+ * Loops that run on this thread, by queue buffer: posting there must not
+ * block, and a push that has to wait is handed to the loop instead
+ * (`retryLater`: the loop calls it after each pass's tasks until it returns
+ * true).
+ */
+const loopsHere = new WeakMap<
+  SharedArrayBuffer,
+  (retry: () => boolean) => void
+>();
 
 /**
  * Records that the loop owning `buffer` runs on this thread.
  *
  * @param buffer The loop's queue buffer.
+ * @param retryLater Keeps a push that found the port full, to be retried
+ *   by the loop after the tasks of each pass until it returns true.
  */
-export function markLoopThread(buffer: SharedArrayBuffer): void {
-  loopsHere.add(buffer);
+export function markLoopThread(
+  buffer: SharedArrayBuffer,
+  retryLater: (retry: () => boolean) => void,
+): void {
+  loopsHere.set(buffer, retryLater);
 }
 
 const DEFAULT_TIMEOUT = 30_000;
@@ -207,6 +241,7 @@ export class Port {
   readonly #deaths: number;
   readonly #writer: MessageWriter;
   readonly #onLoopThread: boolean;
+  readonly #retryLater: ((retry: () => boolean) => void) | undefined;
   readonly #pause = new Int32Array(new SharedArrayBuffer(4));
   #closed = false;
 
@@ -224,7 +259,8 @@ export class Port {
     this.#deaths = deaths ??
       (Atomics.load(this.#w, this.#fence) & ~FENCE_WRITING);
     this.#writer = new MessageWriter(producer);
-    this.#onLoopThread = loopsHere.has(producer.buffer);
+    this.#retryLater = loopsHere.get(producer.buffer);
+    this.#onLoopThread = this.#retryLater !== undefined;
   }
 
   /** The producer slot, as the loop's `onMessage` reports it. */
@@ -334,19 +370,15 @@ export class Port {
    * @throws {PayloadTooLargeError} `data` exceeds the port's storage.
    * @throws {LoopClosedError} The loop is closed; carries `data`.
    * @throws {PostTimeoutError} No space in time; carries `data`.
-   * @throws {Error} Full on the loop's own thread, where waiting would
-   *   deadlock.
+   * @throws {DeadlockError} Full on the loop's own thread, where waiting
+   *   would deadlock; carries `data`.
    */
   post(data: unknown, options?: PostOptions): void {
     if (this.tryPost(data, options)) return;
     const timeout = options?.timeout ?? DEFAULT_TIMEOUT;
     const bytes = this.#encoded(data);
     const end = performance.now() + timeout;
-    if (this.#onLoopThread) {
-      throw new Error(
-        "Cannot post message: the port is full and this thread runs the loop, so waiting would deadlock",
-      );
-    }
+    if (this.#onLoopThread) throw new DeadlockError(data);
     // Poll first: a running loop frees space at the end of every pass (a
     // few µs), while one timed wait lasts ~60-110 µs whatever its timeout
     // (the kernel's timer slack, measured in bench/backoff.ts).
@@ -418,54 +450,69 @@ export class Port {
 
   /**
    * Asks the loop to close (its `close()` runs as a task, in FIFO order
-   * after this port's earlier messages), waking it if it sleeps.
+   * after this port's earlier messages), waking it if it sleeps. On the
+   * loop's own thread a full port does not block: the request is pushed by
+   * the loop once its passes have freed space.
    *
    * @throws {LoopClosedError} This port is closed.
+   * @throws {PostTimeoutError} Off the loop's thread, the port stayed full
+   *   for 30 s.
    */
   requestClose(): void {
     this.#check();
-    if (!this.#enter()) throw new LoopClosedError(undefined, "request close");
-    try {
-      const pause = this.#pause;
-      while (this.#p.push(MSG_CLOSE_REQUEST, 0, 0) === PUSH_FULL) {
-        if (this.#closedNow()) return;
-        this.#nudge();
-        Atomics.wait(pause, 0, 0, 1);
-      }
-    } finally {
-      this.#leave();
+    if (!this.#sendControl(MSG_CLOSE_REQUEST, !this.#onLoopThread)) {
+      this.#retryLater!(() => this.#sendControl(MSG_CLOSE_REQUEST, false));
     }
-    const nr = Atomics.load(this.#w, WAIT_NR);
-    if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
   }
 
   /**
    * Closes the port: tells the loop (in FIFO order, after every message
-   * already posted) and gives the slot back. Idempotent.
+   * already posted) and gives the slot back. Idempotent. On the loop's own
+   * thread a full port does not block: the loop pushes the close once its
+   * passes have freed space.
    */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (!this.#enter()) return; // reported dead: the slot is not ours now
+    if (!this.#sendControl(MSG_PORT_CLOSED, !this.#onLoopThread)) {
+      this.#retryLater!(() => this.#sendControl(MSG_PORT_CLOSED, false));
+    }
+  }
+
+  /**
+   * Pushes a control item (a close or a close request) and wakes the loop.
+   * With `wait`, polls a full port for up to ~30 s; a close that cannot be
+   * sent gives the slot back itself (`detach`).
+   *
+   * @returns False when the port was full and `wait` was false: nothing
+   *   done yet, call again.
+   */
+  #sendControl(tag: number, wait: boolean): boolean {
+    const closing = tag === MSG_PORT_CLOSED;
+    if (!this.#enter()) { // reported dead: the slot is not ours now
+      if (closing) return true;
+      throw new LoopClosedError(undefined, "request close");
+    }
     try {
-      let sent = false;
-      if (!this.#closedNow()) {
-        const pause = this.#pause;
-        for (let i = 0;; i++) {
-          sent = this.#p.push(MSG_PORT_CLOSED, 0, 0) !== PUSH_FULL;
-          if (sent || this.#closedNow() || this.#onLoopThread || i > 30_000) {
-            break;
-          }
-          this.#nudge();
-          Atomics.wait(pause, 0, 0, 1);
+      for (let i = 0; !this.#closedNow(); i++) {
+        if (this.#p.push(tag, 0, 0) !== PUSH_FULL) {
+          const nr = Atomics.load(this.#w, WAIT_NR);
+          if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
+          // A close item sent: the loop frees the slot when it reads it
+          // (`loop_inbox.ts`). Freeing it here would let `loop.port()` hand
+          // it to a new port while this close is still queued.
+          return true;
         }
-        const nr = Atomics.load(this.#w, WAIT_NR);
-        if (nr > WAKE_CLOSING) wakeArmed(this.#w, nr, false);
+        if (!wait) return false;
+        if (i > 30_000) break;
+        this.#nudge();
+        Atomics.wait(this.#pause, 0, 0, 1);
       }
-      // With the close item sent, the loop frees the slot when it reads it
-      // (`loop_inbox.ts`): freeing it here would let `loop.port()` hand the
-      // slot to a new port while this port's close is still queued.
-      if (!sent) this.#p.detach();
+      if (closing) this.#p.detach(); // nobody will read a close item
+      else if (!this.#closedNow()) {
+        throw new PostTimeoutError(undefined, 30_000);
+      }
+      return true;
     } finally {
       this.#leave();
     }

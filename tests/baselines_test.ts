@@ -27,6 +27,7 @@ import {
   type PushResult,
 } from "../runtime/mpsc_queue.ts";
 import type { BaselineJob } from "./workers/baseline_producer.ts";
+import { rng as prng } from "./rng.ts";
 
 /** An item as the contract sees it. */
 interface Item {
@@ -99,18 +100,6 @@ function take(q: Subject, limit = Infinity): number[][] {
 
 function seq(from: number, to: number, b = 0): number[][] {
   return Array.from({ length: to - from }, (_, i) => [from + i, b]);
-}
-
-/** Seeded PRNG (mulberry32), uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 for (const kind of KINDS) {

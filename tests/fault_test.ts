@@ -473,14 +473,23 @@ Deno.test(
       loop.queue(() => (taskRan = true));
       const busy0 = loop.metrics().busy;
       await until(
-        () => ledger.next[0] === stopAt - 1 && loop.metrics().busy > busy0 + 3,
+        () => ledger.next[0] >= stopAt - 1 && loop.metrics().busy > busy0 + 3,
         WAIT_MS,
-        () => `the worker's first ${stopAt - 1} posts, then a busy queue`,
+        () =>
+          `the worker's first ${
+            stopAt - 1
+          } posts, then a busy queue (delivered ${ledger.next[0]}, busy +${
+            loop.metrics().busy - busy0
+          })`,
       );
-      // The node before the half push is held too: a node is taken only
-      // once its successor's link is known (or it is the tail).
+      // The node before the half push is taken only if the loop reached it
+      // while it was still the tail, before the half push's exchange;
+      // otherwise it is held until its successor's link is known.
       assert.equal(ledger.returned(0), stopAt);
-      assert.equal(ledger.next[0], stopAt - 1, "stuck at the missing link");
+      assert.ok(
+        ledger.next[0] === stopAt - 1 || ledger.next[0] === stopAt,
+        `stuck at the missing link, not at ${ledger.next[0]}`,
+      );
       assert.equal(ledger.next[1], 0, "nothing behind it is delivered");
       assert.equal(taskRan, false);
       assert.ok(running(), "the loop runs on, pausing, never asleep");

@@ -49,6 +49,7 @@ import {
   TAIL,
 } from "../runtime/queue_layout.ts";
 import { ReferenceQueue } from "./reference_queue.ts";
+import { rng as prng } from "./rng.ts";
 
 // ---------------------------------------------------------------------------
 // What the contract suite needs from an implementation
@@ -212,17 +213,6 @@ const referenceQueue: Factory = (config) => {
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-/** Seeded PRNG (mulberry32), uniform in [0, 1). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs `fn`, adding the seed to the message of anything it throws. */
 function seeded(seed: number, fn: (random: () => number) => void): void {

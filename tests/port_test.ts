@@ -19,7 +19,7 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { connect, Loop, VirtualClock } from "../mod.ts";
+import { connect, DeadlockError, Loop, VirtualClock } from "../mod.ts";
 import {
   type Port,
   type PostOptions,
@@ -555,7 +555,12 @@ Deno.test("post on the loop's own thread refuses to block on a full port (it wou
   const port = connect(loop.port());
   for (let i = 0; i < 4; i++) port.post(i);
   for (const options of [undefined, { timeout: 0 }, { timeout: Infinity }]) {
-    assert.throws(() => port.post(4, options), /would deadlock/);
+    assert.throws(
+      () => port.post(4, options),
+      (e) =>
+        e instanceof DeadlockError && e.data === 4 &&
+        /^Cannot post message: .* would deadlock$/.test(e.message),
+    );
     assert.equal(loop.pending(), 4);
   }
   port.close();
@@ -726,10 +731,6 @@ Deno.test("three producers (spawned worker, connected worker, loop thread) strea
 Deno.test({
   name:
     "close() on the loop's own thread with a full port still tells the loop, so the drive ends",
-  // Known bug, reported: Port.close() gives up at once when the push of its
-  // close item finds the port full on the loop's thread, so the loop keeps
-  // the port open and run() never returns. Remove `ignore` once fixed.
-  ignore: true,
   fn() {
     const got: Received[] = [];
     const loop = new Loop({
@@ -744,6 +745,22 @@ Deno.test({
     assert.deepEqual(got.map((r) => r.data), [0, 1, 2, 3]);
     assert.equal(loop.alive(), false, "the port still holds the loop open");
   },
+});
+
+Deno.test("requestClose() on the loop's own thread with a full port does not block: the loop pushes it once its passes free space, after the port's messages", () => {
+  const got: Received[] = [];
+  const loop = new Loop({
+    clock: new VirtualClock(),
+    capacity: { nodesPerProducer: 4 },
+  });
+  recorder(loop, got);
+  const port = connect(loop.port());
+  for (let i = 0; i < 4; i++) port.post(i);
+  port.requestClose(); // full: handed to the loop
+  assert.equal(loop.closed, false);
+  drainAll(loop);
+  assert.deepEqual(got.map((r) => r.data), [0, 1, 2, 3]);
+  assert.equal(loop.closed, true, "the request never reached the loop");
 });
 
 // --- 4. Wake policy --------------------------------------------------------

@@ -14,6 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { Loop, type LoopOptions, type Timer, VirtualClock } from "../mod.ts";
+import { rng } from "./rng.ts";
 
 /** Far beyond every deadline these tests set (exact in float64). */
 const WATCHDOG_DELAY = 2 ** 52;
@@ -49,18 +50,6 @@ function runSyncToEnd(loop: Loop): void {
     false,
     "runSync kept running with nothing referenced left (alive() stuck true)",
   );
-}
-
-/** A seeded PRNG (mulberry32): same seed, same sequence. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 function isSetTimerError(type: typeof TypeError | typeof RangeError) {

@@ -9,21 +9,7 @@
  * @module
  */
 
-/**
- * A seeded PRNG (mulberry32): the same seed gives the same sequence.
- *
- * @param seed Any 32-bit integer.
- * @returns A function returning floats in [0, 1).
- */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng as prng } from "./rng.ts";
 
 /** One host macrotask turn (timers, worker events, I/O get to run). */
 export function turn(ms = 0): Promise<void> {

@@ -9,6 +9,8 @@
  * @module
  */
 
+export { rng as prng } from "../rng.ts";
+
 /** A value to post, and what the loop should receive when it differs. */
 export interface PayloadCase {
   /** What the case covers; unique. */
@@ -19,23 +21,6 @@ export interface PayloadCase {
   value: unknown;
   /** What arrives, when that is not a deep copy of `value`. */
   expect?: unknown;
-}
-
-/**
- * A small seeded PRNG (mulberry32): the same seed gives the same sequence
- * on every thread.
- *
- * @param seed Any int32.
- * @returns Numbers in [0, 1).
- */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pattern(n: number, salt: number): Uint8Array {

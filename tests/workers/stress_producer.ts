@@ -13,6 +13,7 @@
  */
 import { Producer, PUSH_FULL } from "../../runtime/mpsc_queue.ts";
 import { wake } from "../../runtime/wake.ts";
+import { rng as prng } from "../rng.ts";
 
 /** Control word: 0 until the consumer starts the run. */
 export const S_START = 0;
@@ -53,16 +54,6 @@ export interface StressReport {
 /** Tag the consumer checks: mixes the id and sequence number. */
 export function stressTag(id: number, seq: number): number {
   return (Math.imul(seq, 0x9e3779b1) ^ id) & 0x3fffffff;
-}
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const SPINS_BEFORE_SLEEP = 32;

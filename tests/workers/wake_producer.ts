@@ -17,6 +17,7 @@
 import { Producer, PUSH_FULL } from "../../runtime/mpsc_queue.ts";
 import { WAIT_NR } from "../../runtime/queue_layout.ts";
 import { wake } from "../../runtime/wake.ts";
+import { rng as prng } from "../rng.ts";
 
 /** Control word: the round the consumer opened; -1 stops the producer. */
 export const R_ROUND = 0;
@@ -63,16 +64,6 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 /** Sleeps the worker thread for `ms` milliseconds. */
 function sleepMs(ms: number): void {
   Atomics.wait(pause, 0, 0, ms);
-}
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pushOne(p: Producer, a: number): void {
