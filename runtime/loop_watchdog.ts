@@ -117,11 +117,16 @@ export class Watchdog {
     if (this.#busySince < 0) this.#busySince = now;
     const stalledMs = now - this.#busySince;
     if (this.#busyReported || stalledMs < this.stallMs) return;
-    this.#busyReported = true;
     const slot = this.#q.stuckSlot();
+    // The push may have been linked since the pass saw it: no stall left.
+    if (slot < 0 && !this.#q.halfLinked()) return;
+    this.#busyReported = true;
+    const who = slot < 0
+      ? "a producer that recorded no slot"
+      : `producer slot ${slot}`;
     this.#report({
       kind: "stuck-producer",
-      message: `Loop stalled: a push by producer slot ${slot} has stayed ` +
+      message: `Loop stalled: a push by ${who} has stayed ` +
         `half-linked for ${stalledMs.toFixed(0)} ms`,
       stalledMs,
       queued: this.#q.depth(),

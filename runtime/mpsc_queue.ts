@@ -19,11 +19,14 @@
  *   producer's own slot, so allocation never contends; when that slot is
  *   full the push returns {@linkcode PUSH_FULL} (one extra `Atomics.load` of
  *   the release counter, only when the cached one says full).
- * - **Consumer progress.** A pop from a backlog is **1 atomic call**
- *   (`Atomics.load(cursor.next)`). Taking the last item costs 5: load `TAIL`,
- *   then push the stub back (exchange + store), then reload the link. Release
- *   counters are published once per drain per producer slot touched (1
- *   `Atomics.store` each), not per item.
+ * - **Consumer progress.** Popping a backlog costs **1 atomic call per
+ *   batch**, not per item: one `Atomics.load(TAIL)` (a snapshot), then
+ *   every link up to the snapshot node is read with a plain load ("batch
+ *   acquire", argued below). Reaching the snapshot node takes a new
+ *   snapshot; a plain read that finds no link is retried atomically. Taking
+ *   the last item costs 6: load `TAIL` twice, push the stub back (exchange +
+ *   store), reload the link. Release counters are published once per drain
+ *   per producer slot touched (1 `Atomics.store` each), not per item.
  * - **The mid-push window.** Between a producer's exchange and its link
  *   store, the consumer sees a `TAIL` past its cursor with no link to
  *   follow. That is {@linkcode BUSY}: the consumer returns it and must do
@@ -48,7 +51,25 @@
  * stored after its exchange. Slots are reused only after the producer reads
  * (atomically) the release counter the consumer stored (atomically) after its
  * last read of them. Plain accesses are therefore only to words one side
- * owns at the time.
+ * owns at the time, with one exception, argued next.
+ *
+ * **Batch acquire.** The consumer loads `TAIL` atomically and gets node T,
+ * after it reached its cursor c. Each node's exchange read the value the
+ * previous exchange wrote (that value is the node's predecessor), so the
+ * exchanges form a chain of synchronizing read-modify-writes, and the load
+ * of T synchronizes with T's exchange: every node from c to T, and every
+ * plain write made to it before its exchange (values, `next = NIL`),
+ * happens-before the consumer's next reads. The link of a node n strictly
+ * before T is then read plainly. That read may race with the atomic store of
+ * n's link, but ECMA-262's valid executions (§ "Coherent Reads", "Tear Free
+ * Reads") let it return only a whole value from a write not hidden by a
+ * later one that happens-before the read: the `NIL` written before n's
+ * exchange, or the link being stored now. Links of n's earlier lives are
+ * hidden (they happen-before the release that let n be reused, which
+ * happens-before that `NIL`). So the read gives `NIL`, retried with an
+ * atomic load, or n's true successor, whose exchange is at or before T's
+ * and whose values are therefore visible. The link of T itself, and of any
+ * node past it, is never read plainly.
  *
  * @module
  */
@@ -188,6 +209,16 @@ export class MpscQueue {
   readonly #w: Int32Array;
   readonly #entry: QueueEntry;
   #cursor = STUB;
+  /**
+   * A `TAIL` value loaded after the cursor was reached, or NIL: every node
+   * from the cursor up to (not including) it is covered, so its link may be
+   * read plainly. Cleared when the cursor reaches it or the stub is pushed.
+   */
+  #snap = NIL;
+  /** log2(nodesPerProducer): a node's slot by shift, not division. */
+  readonly #slotShift: number;
+  /** Word index of node 0 (the layout's, kept at hand for the hot path). */
+  readonly #nodeBase: number;
   /** Pending release counts per producer slot, published once per drain. */
   readonly #relNodes: Int32Array;
   readonly #relBytes: Int32Array;
@@ -198,6 +229,8 @@ export class MpscQueue {
   #held = NIL;
   /** The current drain entry was released early by `releaseCurrent`. */
   #early = false;
+  /** The current drain's callback returned false. */
+  #halted = false;
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
@@ -208,6 +241,8 @@ export class MpscQueue {
       bytesPerProducer: layout.bytesPerProducer,
     });
     this.#w = new Int32Array(buffer);
+    this.#slotShift = 31 - Math.clz32(layout.nodesPerProducer);
+    this.#nodeBase = layout.nodeBase;
     this.#entry = new QueueEntry(buffer);
     this.#relNodes = new Int32Array(layout.producers);
     this.#relBytes = new Int32Array(layout.producers);
@@ -255,8 +290,32 @@ export class MpscQueue {
   #loadNext(node: number): number {
     return Atomics.load(
       this.#w,
-      this.#layout.nodeBase + node * NODE_WORDS + N_NEXT,
+      this.#nodeBase + node * NODE_WORDS + N_NEXT,
     );
+  }
+
+  /**
+   * The link of `c`, the cursor or the node just past it. Plain when `c` is
+   * covered by the `TAIL` snapshot (see "Batch acquire" in the module docs),
+   * else one `Atomics.load` of `TAIL` for a new snapshot first. A plain read
+   * that finds no link is retried with an atomic load: it may be stale.
+   */
+  #next(c: number): number {
+    const at = this.#nodeBase + c * NODE_WORDS + N_NEXT;
+    let snap = this.#snap;
+    if (snap === NIL || snap === c) {
+      // Observes the exchanges of every node up to the snapshot (the
+      // producer's Atomics.exchange in Producer.#publish, and through the
+      // chain of exchanges on TAIL, all those before it).
+      snap = Atomics.load(this.#w, TAIL);
+      if (snap === c) {
+        this.#snap = NIL; // c is the last node: its link is not covered
+        return Atomics.load(this.#w, at);
+      }
+      this.#snap = snap;
+    }
+    const next = this.#w[at]; // plain: c is covered, see the module docs
+    return next !== NIL ? next : Atomics.load(this.#w, at);
   }
 
   /**
@@ -266,7 +325,7 @@ export class MpscQueue {
   #take(): number {
     const w = this.#w;
     let c = this.#cursor;
-    let next = this.#loadNext(c);
+    let next = this.#next(c);
     if (c === STUB) {
       if (next === NIL) {
         // Observes the producers' exchange: TAIL past the stub means a
@@ -275,7 +334,7 @@ export class MpscQueue {
         return NIL;
       }
       this.#cursor = c = next;
-      next = this.#loadNext(c);
+      next = this.#next(c);
     }
     if (next !== NIL) {
       this.#cursor = next;
@@ -288,10 +347,11 @@ export class MpscQueue {
       this.lastState = "busy";
       return NIL;
     }
-    const stub = this.#layout.nodeBase + STUB * NODE_WORDS;
+    this.#snap = NIL; // TAIL moves back to the stub: the snapshot is void
+    const stub = this.#nodeBase + STUB * NODE_WORDS;
     Atomics.store(w, stub + N_NEXT, NIL);
     const prev = Atomics.exchange(w, TAIL, STUB);
-    Atomics.store(w, this.#layout.nodeBase + prev * NODE_WORDS + N_NEXT, STUB);
+    Atomics.store(w, this.#nodeBase + prev * NODE_WORDS + N_NEXT, STUB);
     next = this.#loadNext(c);
     if (next !== NIL) {
       this.#cursor = next;
@@ -304,11 +364,9 @@ export class MpscQueue {
   #fill(node: number): QueueEntry {
     const w = this.#w;
     const e = this.#entry;
-    const at = this.#layout.nodeBase + node * NODE_WORDS;
+    const at = this.#nodeBase + node * NODE_WORDS;
     const meta = w[at + N_META];
-    const slot =
-      ((node - FIRST_PRODUCER_NODE) / this.#layout.nodesPerProducer) |
-      0;
+    const slot = (node - FIRST_PRODUCER_NODE) >>> this.#slotShift;
     e.node = node;
     e.producer = slot;
     e.tag = meta >>> 1;
@@ -396,26 +454,66 @@ export class MpscQueue {
   drain(limit: number, fn: (entry: QueueEntry) => void | boolean): number {
     this.#releaseHeld();
     let n = 0;
+    this.#halted = false;
     try {
       while (n < limit) {
+        n += this.#runCovered(limit - n, fn);
+        if (this.#halted || n >= limit) break;
         const node = this.#take();
         if (node === NIL) return n;
         n++;
-        const e = this.#fill(node);
-        let go: void | boolean = true;
-        this.#early = false;
-        try {
-          go = fn(e);
-        } finally {
-          if (!this.#early) this.#release();
-        }
-        if (go === false) break;
+        if (this.#runOne(node, fn) === false) break;
       }
       this.lastState = "more";
       return n;
     } finally {
       this.#publish();
     }
+  }
+
+  /** Runs `fn` on a taken node and releases it; returns what `fn` did. */
+  #runOne(
+    node: number,
+    fn: (entry: QueueEntry) => void | boolean,
+  ): void | boolean {
+    const e = this.#fill(node);
+    this.#early = false;
+    try {
+      return fn(e);
+    } finally {
+      if (!this.#early) this.#release();
+    }
+  }
+
+  /**
+   * The hot path of `drain`: runs up to `limit` items while the cursor is
+   * covered by the `TAIL` snapshot, following links with plain loads (no
+   * atomic call per item; see "Batch acquire" in the module docs). Stops at
+   * the snapshot node, at the stub, or at a link not yet seen; `#take`
+   * handles those. Sets `#halted` when `fn` returns false.
+   */
+  #runCovered(
+    limit: number,
+    fn: (entry: QueueEntry) => void | boolean,
+  ): number {
+    const snap = this.#snap;
+    let c = this.#cursor;
+    if (snap === NIL || c === STUB) return 0;
+    const w = this.#w;
+    const links = this.#nodeBase + N_NEXT;
+    let n = 0;
+    while (n < limit && c !== snap) {
+      const next = w[links + c * NODE_WORDS]; // plain: c is covered
+      if (next === NIL) break;
+      this.#cursor = next;
+      n++;
+      if (this.#runOne(c, fn) === false) {
+        this.#halted = true;
+        break;
+      }
+      c = next;
+    }
+    return n;
   }
 
   /**
@@ -493,8 +591,17 @@ export class MpscQueue {
     const c = this.#cursor;
     if (node === NIL || prev === NIL || prev !== c) return false;
     if (this.#loadNext(c) !== NIL || Atomics.load(w, TAIL) === c) return false;
-    const link = this.#layout.nodeBase + prev * NODE_WORDS + N_NEXT;
+    const link = this.#nodeBase + prev * NODE_WORDS + N_NEXT;
     return Atomics.compareExchange(w, link, NIL, node) === NIL;
+  }
+
+  /**
+   * @returns True while the consumer waits on a missing link: a push was
+   *   published behind its cursor (the tail moved on) but not linked yet.
+   */
+  halfLinked(): boolean {
+    const c = this.#cursor;
+    return this.#loadNext(c) === NIL && Atomics.load(this.#w, TAIL) !== c;
   }
 
   /**
@@ -508,7 +615,7 @@ export class MpscQueue {
   stuckSlot(): number {
     const w = this.#w;
     const c = this.#cursor;
-    if (this.#loadNext(c) !== NIL || Atomics.load(w, TAIL) === c) return -1;
+    if (!this.halfLinked()) return -1;
     for (let s = 0; s < this.#layout.producers; s++) {
       const at = slotWord(s);
       if (
