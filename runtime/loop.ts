@@ -467,9 +467,29 @@ export class Loop {
    * half-linked is repaired, its slot is reclaimed.
    *
    * @param slot The port's slot.
+   * @throws {TypeError} `slot` is not an integer.
+   * @throws {RangeError} `slot` is not one of this loop's port slots.
    */
   producerDied(slot: number): void {
+    this.#checkSlot("report producer death", slot);
     this.#inbox.died(slot);
+  }
+
+  /** A slot another thread may hold: an integer below `producers`. */
+  #checkSlot(action: string, slot: number): void {
+    if (!Number.isInteger(slot)) {
+      throw new TypeError(
+        `Cannot ${action}: slot must be an integer, got ${String(slot)}`,
+      );
+    }
+    if (
+      slot < 0 || slot >= this.#queue.config.producers ||
+      slot === this.#self.slot
+    ) {
+      throw new RangeError(
+        `Cannot ${action}: slot ${slot} is not a port slot of this loop`,
+      );
+    }
   }
 
   /**
@@ -478,8 +498,14 @@ export class Loop {
    *
    * @param slot A port's slot.
    * @param fn The callback; runs inside the pass that sees the close.
+   * @throws {TypeError} `slot` is not an integer or `fn` not a function.
+   * @throws {RangeError} `slot` is not one of this loop's port slots.
    */
   onPortClosed(slot: number, fn: () => void): void {
+    this.#checkSlot("watch port close", slot);
+    if (typeof fn !== "function") {
+      throw new TypeError("Cannot watch port close: expected a function");
+    }
     this.#inbox.closers.set(slot, fn);
   }
 

@@ -45,6 +45,7 @@ import {
   C_DELIVERED_NODES,
   FENCE_WRITING,
   P_FENCE,
+  readLayout,
   slotWord,
   WAIT_NR,
   WAKE_CLOSING,
@@ -210,6 +211,7 @@ export function connect(handle: PortHandle): Port {
       "Cannot connect port: expected a handle from loop.port()",
     );
   }
+  readLayout(handle.buffer, "connect port"); // names the action on failure
   // Read before attaching: a death reported from here on is this port's.
   const now = deathsOf(handle.buffer, handle.slot);
   const deaths = handle.epoch ?? now;
