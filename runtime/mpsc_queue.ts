@@ -497,12 +497,13 @@ export class MpscQueue {
     fn: (entry: QueueEntry) => void | boolean,
   ): number {
     const snap = this.#snap;
-    let c = this.#cursor;
-    if (snap === NIL || c === STUB) return 0;
+    if (snap === NIL) return 0;
     const w = this.#w;
     const links = this.#nodeBase + N_NEXT;
+    let c = this.#cursor;
     let n = 0;
-    while (n < limit && c !== snap) {
+    // The stub carries no item: `#take` steps over it.
+    while (n < limit && c !== snap && c !== STUB) {
       const next = w[links + c * NODE_WORDS]; // plain: c is covered
       if (next === NIL) break;
       this.#cursor = next;
@@ -596,8 +597,10 @@ export class MpscQueue {
   }
 
   /**
-   * @returns True while the consumer waits on a missing link: a push was
-   *   published behind its cursor (the tail moved on) but not linked yet.
+   * Whether the consumer waits on a missing link: a push was published
+   * behind its cursor (the tail moved on) but not linked yet.
+   *
+   * @returns True while the link is missing.
    */
   halfLinked(): boolean {
     const c = this.#cursor;
