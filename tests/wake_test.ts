@@ -383,13 +383,14 @@ Deno.test("blocking sleep: a min-wait does not cut a k = 1 sleep short", async (
 // No lost wake-up
 
 /**
- * Rounds per run: each costs two cross-thread handoffs, ~0.1 ms alone but
- * far more when other processes share the 2 cores, so the count stays where
- * a loaded machine finishes inside the 60 s bound. Every interleaving of
- * the protocol is covered exhaustively by `wake_model_test.ts`; this run
- * checks the real atomics.
+ * Rounds per run (the issue asks for at least 10^5). Each costs two
+ * cross-thread handoffs, ~0.05 ms alone but several times more when other
+ * processes share the 2 cores, hence the whole run's bound of
+ * {@linkcode ROUNDS_BOUND_MS}: generous, and only there to turn a hang into a
+ * failure.
  */
-const ROUNDS = 30_000;
+const ROUNDS = 100_000;
+const ROUNDS_BOUND_MS = 240_000;
 const ROUNDS_SEED = 0x1a2b3c4d;
 /** Bound of the producer's seeded random spin before each push. */
 const SPIN_MAX = 256;
@@ -489,8 +490,10 @@ function runRounds(q: MpscQueue, waiter: Waiter, ctrl: Int32Array) {
       // Woken by the previous round's late wake: nothing to take yet.
       stats.stale++;
     }
-    if ((round & 1023) === 0 && performance.now() - start > 60_000) {
-      throw new Error(`No-lost-wake-up rounds exceeded 60 s at round ${round}`);
+    if ((round & 1023) === 0 && performance.now() - start > ROUNDS_BOUND_MS) {
+      throw new Error(
+        `No-lost-wake-up rounds exceeded ${ROUNDS_BOUND_MS} ms at round ${round}`,
+      );
     }
   }
   stats.ms = performance.now() - start;
