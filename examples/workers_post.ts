@@ -4,7 +4,7 @@
  * them in FIFO order with its own timer ticking alongside, checks every
  * worker's sequence, and prints what it saw.
  *
- * Run: `deno task start` (or `deno run --allow-read=mod.ts,runtime,examples examples/workers_post.ts`)
+ * Run: `deno run --allow-read=mod.ts,runtime,examples examples/workers_post.ts`
  *
  * @module
  */
