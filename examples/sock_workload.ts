@@ -95,21 +95,25 @@ export default function sockWorkload(
 
   return new Promise((resolve, reject) => {
     let done = false;
-    const finish = (error?: Error) => {
+    const finish = (error?: Error, interrupted = false) => {
       if (done) return;
       done = true;
       io.stop(() => {
         if (error) return reject(error);
         const s = io.stats();
-        const wallMs = Math.max(1, endAt - readyAt);
-        if (sent !== bytes) {
+        const wallMs = Math.max(
+          1,
+          (interrupted ? performance.now() : endAt) - readyAt,
+        );
+        if (!interrupted && sent !== bytes) {
           return reject(
             new Error(`Bytes lost: generator sent ${sent}, received ${bytes}`),
           );
         }
         resolve({
           clients,
-          sentBytes: sent,
+          // Ctrl-C ends the generator too, before it reports its count.
+          sentBytes: interrupted ? "unknown (interrupted)" : sent,
           receivedBytes: bytes,
           completions,
           gbitPerSec: Math.round((bytes * 8) / (wallMs / 1000) / 1e7) / 100,
@@ -139,7 +143,7 @@ export default function sockWorkload(
       try {
         child?.kill();
       } catch { /* already gone */ }
-      finish(new Error("Interrupted: the generator's count is unknown"));
+      finish(undefined, true); // report what was received
     });
 
     io.listen({ hostname: "127.0.0.1", port: 0 }, (r) => {
