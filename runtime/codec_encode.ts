@@ -752,7 +752,7 @@ function isStackOverflow(e: unknown): boolean {
 }
 
 /** `ArrayBuffer.prototype.detached`, probed where the host lacks it. */
-function isDetached(ab: ArrayBuffer): boolean {
+export function isDetached(ab: ArrayBuffer): boolean {
   const detached = (ab as { detached?: boolean }).detached;
   if (detached !== undefined) return detached;
   try {

@@ -18,6 +18,7 @@
  */
 
 import { decode, Encoder } from "./codec.ts";
+import { isDetached } from "./codec_encode.ts";
 import {
   type Producer,
   PUSH_FULL,
@@ -107,8 +108,12 @@ export class MessageWriter {
         if (data === null) return p.push(MSG_CONST, 1, 0);
         if (data instanceof Uint8Array && data.constructor === Uint8Array) {
           // A view over a detached buffer cannot be copied (`set` throws a
-          // TypeError): the codec rejects it with DataCloneError.
-          if ((data.buffer as ArrayBuffer).detached === true) break;
+          // TypeError): the codec rejects it with DataCloneError. Node 20
+          // lacks `ArrayBuffer.prototype.detached`: `isDetached` probes, and
+          // only for an empty view (a detached one always is).
+          if (data.byteLength === 0 && isDetached(data.buffer as ArrayBuffer)) {
+            break;
+          }
           this.#fits(data.length);
           return p.pushWith(MSG_BYTES, data.length, (t, o) => t.set(data, o));
         }

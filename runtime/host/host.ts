@@ -9,13 +9,16 @@
  * | start a module worker from a URL    | global `Worker`            | `node:worker_threads`, behind a web-style facade (`node.ts`) |
  * | in a worker: the parent's messages  | `message` events on `self` | `parentPort`                          |
  * | a worker's thread ended by itself   | not reported               | its `exit` event                      |
+ * | `terminate()` a worker              | ends it at its next event-loop turn | the same, over a private channel; hard after a grace period (`node.ts`) |
+ * | files and TCP (`runtime/io/host.ts`) | `denoIo` (`deno_io.ts`)   | `nodeIo` (`node_io.ts`), I/O workers included (`node_worker_io.ts`) |
  *
  * Keeping the process alive while a loop waits needs nothing host-specific:
  * a referenced `setInterval` does it in both hosts (`loop.ts`, `wake.ts`).
  *
  * The host is chosen once, by feature detection, on first use: Node when
  * `process.getBuiltinModule` exists and the runtime is not Deno (Deno
- * emulates `process` too), else the web host.
+ * emulates `process` too; it is told by `Deno.version.deno`), else the web
+ * host.
  *
  * @module
  */

@@ -14,6 +14,21 @@
  * Like a web worker, it lives until it calls `close()`, fails, or is
  * terminated.
  *
+ * ## Terminating: at the thread's next turn, then hard
+ *
+ * `terminate()` on a `node:worker_threads` worker stops its JavaScript at
+ * once, at any instruction, where Deno's `terminate()` stops a worker only
+ * when it next turns its event loop. The port fault protocol
+ * (`loop_inbox.ts`) relies on Deno's behaviour: a port raises its slot
+ * fence's writing bit around each write, and a dead slot is repaired and
+ * reused only once the bit is down; a thread cut off between raising and
+ * lowering it would leave the slot, and a push it left unlinked, stuck for
+ * good. So {@linkcode NodeWorker.terminate} first asks the thread, over a
+ * private `MessageChannel`, to end itself at its next event-loop turn
+ * (between two tasks, so never inside a write); only a thread still running
+ * {@linkcode TERMINATE_GRACE_MS} later (one that never yields) is stopped
+ * hard. Events stop at the call either way, as on the web.
+ *
  * @module
  */
 
@@ -24,7 +39,11 @@ export interface WorkerThreads {
   /** Starts a thread. */
   Worker: new (
     filename: URL,
-    options: { workerData: unknown; name?: string },
+    options: {
+      workerData: unknown;
+      name?: string;
+      transferList?: readonly Transferable[];
+    },
   ) => Thread;
   /** In a worker, the channel to the parent; null on the main thread. */
   parentPort: ParentPort | null;
@@ -55,7 +74,16 @@ export interface ScopeData {
   url: string;
   /** The worker's name, as `self.name`. */
   name: string;
+  /** Receives the parent's request to end at the next turn (any message). */
+  control: MessagePort;
 }
+
+/**
+ * How long a terminated worker may run on before it is stopped hard: it is
+ * asked to end at its next event-loop turn, which a worker that yields at
+ * all reaches within milliseconds (see the module docs).
+ */
+export const TERMINATE_GRACE_MS = 2000;
 
 interface NodeProcess {
   getBuiltinModule?: (id: string) => unknown;
@@ -148,8 +176,11 @@ type Kind = "message" | "messageerror" | "error";
  */
 export class NodeWorker extends EventTarget {
   readonly #thread: Thread;
+  readonly #control: MessagePort;
   readonly #handlers = new Map<Kind, [Handler, EventListener]>();
   #terminated = false;
+  #exited = false;
+  #hardStop: ReturnType<typeof setTimeout> | undefined;
 
   /**
    * Starts the worker.
@@ -167,8 +198,14 @@ export class NodeWorker extends EventTarget {
       );
     }
     const name = options.name ?? "";
-    const data: ScopeData = { url: resolveUrl(url), name };
-    this.#thread = new wt.Worker(SCOPE_URL, { workerData: data, name });
+    const { port1, port2 } = new MessageChannel();
+    this.#control = port1;
+    const data: ScopeData = { url: resolveUrl(url), name, control: port2 };
+    this.#thread = new wt.Worker(SCOPE_URL, {
+      workerData: data,
+      name,
+      transferList: [port2],
+    });
     this.#thread.on("message", (data: unknown) => {
       this.#fire(new MessageEvent("message", { data }));
     });
@@ -184,6 +221,9 @@ export class NodeWorker extends EventTarget {
       }
     });
     this.#thread.on("exit", (code: number) => {
+      this.#exited = true;
+      clearTimeout(this.#hardStop);
+      this.#control.close();
       this.#fire(new WorkerExitEvent(code));
     });
   }
@@ -247,11 +287,23 @@ export class NodeWorker extends EventTarget {
     this.#thread.postMessage(message, list);
   }
 
-  /** Stops the worker at once; no event fires after this. */
+  /**
+   * Stops the worker: at its next event-loop turn, or hard after
+   * {@linkcode TERMINATE_GRACE_MS} (see the module docs). No event fires
+   * after this call.
+   */
   terminate(): void {
-    if (this.#terminated) return;
+    if (this.#terminated || this.#exited) {
+      this.#terminated = true;
+      return;
+    }
     this.#terminated = true;
-    void this.#thread.terminate();
+    this.#control.postMessage("terminate");
+    // The worker holds the process alive until it ends, so this timer
+    // fires if it is still running then; `exit` clears it.
+    this.#hardStop = setTimeout(() => {
+      void this.#thread.terminate();
+    }, TERMINATE_GRACE_MS);
   }
 }
 
@@ -259,9 +311,18 @@ export class NodeWorker extends EventTarget {
 export const nodeHost: Host & { detected(): boolean } = {
   name: "node",
 
-  /** @returns Whether this is Node with `getBuiltinModule` (not Deno). */
+  /**
+   * Node with `getBuiltinModule`, and not Deno (which emulates `process`
+   * too). Deno is told by `Deno.version.deno`, not by a global `Deno`
+   * alone: a shim of one (the Node test runner's) does not make Node Deno.
+   *
+   * @returns Whether this is Node.
+   */
   detected(): boolean {
-    return !("Deno" in globalThis) && workerThreads() !== undefined;
+    const deno = (globalThis as { Deno?: { version?: { deno?: unknown } } })
+      .Deno;
+    return typeof deno?.version?.deno !== "string" &&
+      workerThreads() !== undefined;
   },
 
   startWorker(url: string | URL, options: WorkerStart): Worker {

@@ -15,7 +15,9 @@
  * `parentPort` is listened to only once a `message` listener exists: until
  * then Node queues what the parent sends, as a web worker does while its
  * module loads. A referenced interval keeps the thread alive until
- * `close()`, a failure or `terminate()`, as a web worker lives.
+ * `close()`, a failure or `terminate()`, as a web worker lives. The
+ * parent's `terminate()` arrives on a private control port and ends the
+ * thread at its next event-loop turn (see `node.ts`).
  *
  * @module
  */
@@ -27,9 +29,21 @@ const port = wt?.parentPort;
 if (wt === undefined || port == null) {
   throw new TypeError("Cannot set up worker scope: not in a Node worker");
 }
-const { url, name } = wt.workerData as ScopeData;
+const { url, name, control } = wt.workerData as ScopeData;
 const scope = new EventTarget();
 const keepAlive = setInterval(() => {}, 2 ** 30);
+
+interface NodeProcess {
+  exit(code: number): never;
+}
+/** Ends this thread (in a worker, `process.exit` ends only the thread). */
+function exitThread(): never {
+  clearInterval(keepAlive);
+  return (globalThis as unknown as { process: NodeProcess }).process.exit(0);
+}
+// The parent's terminate(): runs between two tasks, never inside one.
+control.onmessage = () => exitThread();
+(control as MessagePort & { unref?(): void }).unref?.();
 let listening = false;
 
 function listen(): void {
@@ -73,10 +87,7 @@ const members: Record<string, unknown> = {
     return scope.dispatchEvent(ev);
   },
   close(): void {
-    clearInterval(keepAlive);
-    const p = (globalThis as { process?: { exit(code: number): never } })
-      .process;
-    p!.exit(0); // in a worker, ends only this thread
+    exitThread();
   },
 };
 for (const [key, value] of Object.entries(members)) {
@@ -100,4 +111,6 @@ Object.defineProperty(globalThis, "onmessage", {
   configurable: true,
 });
 
+// The worker module is the caller's, known only now: a dynamic import by
+// nature (`deno publish` notes it cannot analyze it; nothing to rewrite).
 await import(url);
