@@ -21,14 +21,19 @@
  */
 
 import { MpscQueue, Producer, type PushResult } from "../mod.ts";
+import { AtomicLinkConsumer } from "./baselines/atomic_link_consumer.ts";
 import { LockRing, LockRingProducer } from "./baselines/lock_ring.ts";
 import { TreiberProducer, TreiberStack } from "./baselines/treiber_stack.ts";
 import { ITEM_TAG } from "./protocol.ts";
 
-/** Which queue. */
-export type BurstKind = "twloop" | "treiber" | "lockRing";
+/**
+ * Which queue. `twloopAtomic` is twloop's buffer and producers with the
+ * consumer it had before batch acquire (`baselines/atomic_link_consumer.ts`);
+ * only the drain-gap section uses it.
+ */
+export type BurstKind = "twloop" | "twloopAtomic" | "treiber" | "lockRing";
 
-/** Every kind, in report order. */
+/** The kinds the bursty section compares, in report order. */
 export const BURST_KINDS: readonly BurstKind[] = [
   "twloop",
   "treiber",
@@ -38,6 +43,7 @@ export const BURST_KINDS: readonly BurstKind[] = [
 /** Row labels. */
 export const BURST_LABELS: Record<BurstKind, string> = {
   twloop: "twloop MpscQueue",
+  twloopAtomic: "twloop, 1 atomic per pop",
   treiber: "Treiber + reversal",
   lockRing: "lock + ring",
 };
@@ -83,6 +89,18 @@ export function createBurstQueue(
     });
     return { kind, buffer: q.buffer, consumer: q };
   }
+  if (kind === "twloopAtomic") {
+    const q = MpscQueue.create({
+      producers: 1,
+      nodesPerProducer: capacity,
+      bytesPerProducer: 0,
+    });
+    return {
+      kind,
+      buffer: q.buffer,
+      consumer: new AtomicLinkConsumer(q.buffer),
+    };
+  }
   if (kind === "treiber") {
     const q = TreiberStack.create({ producers: 1, nodesPerProducer: capacity });
     return { kind, buffer: q.buffer, consumer: q };
@@ -103,7 +121,7 @@ export function attachBurstProducer(
   kind: BurstKind,
   buffer: SharedArrayBuffer,
 ): BurstProducer {
-  if (kind === "twloop") {
+  if (kind === "twloop" || kind === "twloopAtomic") {
     const p = Producer.attach(buffer);
     return { push: (a) => p.push(ITEM_TAG, a, 0) };
   }

@@ -228,6 +228,7 @@ function rowsOf(cells: BurstyCell[], stepNs: number): string[][] {
 
 const COLORS: Record<BurstKind, string> = {
   twloop: "#1f77b4",
+  twloopAtomic: "#9467bd",
   treiber: "#d62728",
   lockRing: "#2ca02c",
 };

@@ -16,8 +16,13 @@
 
 import { SPIN_BUDGET_MS } from "./backoff.ts";
 import { measureCoreToCore } from "./core_to_core.ts";
+import { runDispatch } from "./dispatch.ts";
+import { isolated } from "./isolated.ts";
 import { measureItemCosts } from "./item_costs.ts";
+import { runLazyWake } from "./lazy_wake.ts";
+import { runPayloadSection } from "./payloads.ts";
 import { POST_PRODUCER, runPostStream } from "./post_ints.ts";
+import { runPushLatency } from "./push_latency.ts";
 import {
   DRAIN_LIMIT,
   MIN_WAIT_MS,
@@ -35,6 +40,9 @@ import {
 } from "./report.ts";
 import type { BenchSection, SectionRunner } from "./section.ts";
 import { alignTable, markdownTable, summarize } from "./stats.ts";
+import { runThroughput } from "./throughput.ts";
+import { runTimers } from "./timers.ts";
+import { runWakeLatency } from "./wake_latency.ts";
 import { spawnWorker } from "./worker_control.ts";
 
 interface Settings {
@@ -100,7 +108,18 @@ const TRANSPORTS: readonly Transport[] = [
  * Further scenarios, each against its own baseline in this run. Add a
  * section by exporting a {@linkcode SectionRunner} and listing it here.
  */
-const SECTIONS: readonly SectionRunner[] = [];
+const SECTIONS: readonly SectionRunner[] = [
+  // Per-item drain costs: measured in a fresh worker (see isolated.ts).
+  isolated("./bursty.ts", "runBursty"),
+  isolated("./drain_gap.ts", "runDrainGap"),
+  runThroughput,
+  runPushLatency,
+  runWakeLatency,
+  runLazyWake,
+  runTimers,
+  runDispatch,
+  runPayloadSection,
+];
 
 function renderSection(b: BenchSection, markdown: boolean): string {
   const table = [b.columns, ...b.rows];

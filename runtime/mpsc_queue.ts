@@ -24,9 +24,10 @@
  *   every link up to the snapshot node is read with a plain load ("batch
  *   acquire", argued below). Reaching the snapshot node takes a new
  *   snapshot; a plain read that finds no link is retried atomically. Taking
- *   the last item costs 6: load `TAIL` twice, push the stub back (exchange +
- *   store), reload the link. Release counters are published once per drain
- *   per producer slot touched (1 `Atomics.store` each), not per item.
+ *   the last item costs up to 7: load `TAIL` twice and its link once, push
+ *   the stub back (store its link, exchange, link store), reload the link.
+ *   Release counters are published once per drain per producer slot touched
+ *   (1 `Atomics.store` each), not per item.
  * - **The mid-push window.** Between a producer's exchange and its link
  *   store, the consumer sees a `TAIL` past its cursor with no link to
  *   follow. That is {@linkcode BUSY}: the consumer returns it and must do

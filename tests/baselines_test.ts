@@ -1,8 +1,8 @@
 /**
  * The benchmark's baselines (`bench/baselines/`) must be correct before
  * their numbers mean anything. One small contract runs against the Treiber
- * stack with reversal, the lock-guarded ring, and twloop's `MpscQueue` as
- * the control: order, counts, capped passes, full queues, callbacks that stop
+ * stack with reversal, the lock-guarded ring, twloop's consumer from before
+ * batch acquire, and twloop's `MpscQueue` as the control: order, counts, capped passes, full queues, callbacks that stop
  * or throw, and a concurrent run with two producer workers.
  *
  * Items carry `a` = the producer's sequence number and `b` = its id, so
@@ -12,6 +12,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { AtomicLinkConsumer } from "../bench/baselines/atomic_link_consumer.ts";
 import { LockRing, LockRingProducer } from "../bench/baselines/lock_ring.ts";
 import {
   TreiberProducer,
@@ -57,6 +58,23 @@ const SUBJECTS: Record<BurstKind, Make> = {
       drain: (limit, fn) => q.drain(limit, fn),
       attach: () => {
         const p = Producer.attach(q.buffer);
+        return { push: (a, b) => p.push(1, a, b) };
+      },
+    };
+  },
+  twloopAtomic: (producers, capacity) => {
+    // twloop's buffer and producers, its consumer from before batch acquire.
+    const buffer = MpscQueue.create({
+      producers,
+      nodesPerProducer: capacity,
+      bytesPerProducer: 0,
+    }).buffer;
+    const q = new AtomicLinkConsumer(buffer);
+    return {
+      buffer,
+      drain: (limit, fn) => q.drain(limit, fn),
+      attach: () => {
+        const p = Producer.attach(buffer);
         return { push: (a, b) => p.push(1, a, b) };
       },
     };
@@ -234,7 +252,7 @@ Deno.test("two producer workers at once: every queue keeps each producer's order
     for (const kind of KINDS) {
       const q = SUBJECTS[kind](WORKERS, 256);
       const start = new SharedArrayBuffer(4);
-      const ready = workers.map((w) => next(w, 5000));
+      const ready = workers.map((w) => next(w, 30_000));
       workers.forEach((w, id) => {
         const job: BaselineJob = {
           kind,
@@ -255,7 +273,7 @@ Deno.test("two producer workers at once: every queue keeps each producer's order
       let wrong = 0;
       let received = 0;
       const nap = new Int32Array(new SharedArrayBuffer(4));
-      const deadline = performance.now() + 5000;
+      const deadline = performance.now() + 30_000;
       while (received < WORKERS * PER_WORKER && performance.now() < deadline) {
         const n = q.drain(20, (e) => {
           if (e.a !== expect[e.b]) wrong++;

@@ -30,7 +30,7 @@ export interface BaselineJob {
 const STALL_MS = 5_000;
 
 function pusher(job: BaselineJob): (a: number, b: number) => number {
-  if (job.kind === "twloop") {
+  if (job.kind === "twloop" || job.kind === "twloopAtomic") {
     const p = Producer.attach(job.buffer);
     return (a, b) => p.push(1, a, b);
   }
