@@ -15,7 +15,11 @@
 // Each figure is the median of REPS runs after one warm-up run.
 // Usage: node bench/node_bench.mjs [--quick]
 
-import { Loop, spawnWorker } from "../npm/mod.js";
+// Loaded by URL at run time: npm/ exists only after `deno task build:npm`,
+// and `deno check` of a fresh clone must not need it.
+const { Loop, spawnWorker } = await import(
+  new URL("../npm/mod.js", import.meta.url).href
+);
 
 const QUICK = (globalThis.Deno?.args ?? globalThis.process.argv).includes(
   "--quick",

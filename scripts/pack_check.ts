@@ -42,12 +42,20 @@ function fail(message: string): never {
 /** Runs a command, echoing it; fails on a non-zero exit. */
 async function run(cmd: string, args: string[], cwd: string): Promise<string> {
   console.log(`$ ${[cmd, ...args].join(" ")}   (in ${cwd})`);
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command(cmd, {
+      args,
+      cwd,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound && /\/npm\/?$/.test(cwd)) {
+      fail("npm/ is missing: run deno task build:npm first");
+    }
+    throw e;
+  }
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
   if (!out.success) {

@@ -217,12 +217,18 @@ function parse(args: readonly string[]): SoakOptions {
     workers: 8,
     seed: Date.now() % 1e6,
   };
-  for (const arg of args) {
-    const m = /^--(messages|workers|seed)=(\d+(?:e\d+)?)$/.exec(arg);
-    const n = m ? Number(m[2]) : NaN;
-    if (!m || !Number.isSafeInteger(n) || n < (m[1] === "seed" ? 0 : 1)) {
+  const usage = "options are --messages N, --workers N, --seed N";
+  const rest = args[0] === "--" ? args.slice(1) : args;
+  for (let i = 0; i < rest.length; i++) {
+    const m = /^--(messages|workers|seed)(?:=(.*))?$/.exec(rest[i]);
+    if (!m) throw new RangeError(`Cannot parse ${rest[i]}: ${usage}`);
+    const text = m[2] ?? rest[++i];
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < (m[1] === "seed" ? 0 : 1)) {
       throw new RangeError(
-        `Cannot parse ${arg}: options are --messages=N, --workers=N, --seed=N`,
+        `Cannot parse --${m[1]}: expected a whole number, got ${
+          JSON.stringify(text)
+        }`,
       );
     }
     o[m[1] as "messages" | "workers" | "seed"] = n;
@@ -231,7 +237,13 @@ function parse(args: readonly string[]): SoakOptions {
 }
 
 if (import.meta.main) {
-  const o = parse(Deno.args);
+  let o: SoakOptions;
+  try {
+    o = parse(Deno.args);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}`);
+    Deno.exit(2);
+  }
   console.log(
     `soak: ${
       o.messages.toLocaleString("en")
