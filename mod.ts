@@ -45,6 +45,7 @@ export { Timer } from "./runtime/timers.ts";
 export {
   connect,
   DeadlockError,
+  DeliveryUnknownError,
   LoopClosedError,
   Port,
   PostTimeoutError,

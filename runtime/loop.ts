@@ -8,7 +8,8 @@
  *
  * ## One pass
  *
- * 1. **Update time**: read the clock once.
+ * 1. **Update time**: read the clock once. Timers set by tasks of the pass
+ *    count their delay from this time (libuv's `uv_now`).
  * 2. **Due timers**: move every timer whose deadline has passed into the
  *    queue, in deadline order, ties in creation order, as one chain published
  *    with one exchange; all are collected before any runs. If the loop's own
@@ -16,7 +17,9 @@
  * 3. **Run**: take at most `maxEvents` items in FIFO order and run each to
  *    completion; the rest stay queued. `stop()` ends the pass after the
  *    running task. Then a port on this thread whose close found its
- *    storage full (it cannot block here) retries it, now that tasks ran.
+ *    storage full (it cannot block here) retries it, now that tasks ran,
+ *    and dead producers are repaired and their drained slots reclaimed
+ *    (`loop_inbox.ts`), so a run method never returns holding them.
  * 4. **Sleep**, only if the run method may wait, the loop is alive and
  *    nothing is runnable: a producer caught mid-push ("busy") gets a short
  *    bounded pause, never an open-ended sleep; otherwise the waiter arms and
@@ -138,10 +141,12 @@ export class QueueFullError extends RangeError {
   /**
    * Makes the error.
    *
-   * @param limit The slot's node count.
+   * @param queued Items queued on the loop's own slot (tasks, due timers,
+   *   host completions): its node count less the node kept for the close
+   *   marker, less nodes still held by the pass.
    */
-  constructor(limit: number) {
-    super(`Cannot queue task: ${limit} tasks already queued on the loop`);
+  constructor(queued: number) {
+    super(`Cannot queue task: ${queued} tasks already queued on the loop`);
     this.name = "QueueFullError";
   }
 }
@@ -222,12 +227,15 @@ export class Loop {
   readonly #due: Timer[] = [];
   readonly #dueTags: number[] = [];
   readonly #dueIdx: number[] = [];
+  readonly #dueTickets: number[] = [];
   #localNext = 0;
   #localQueued = 0;
   #refs = 0;
   #hostOps = 0;
   #now = 0;
   #running = false;
+  /** Phases 1-3 of a pass are under way (tasks may be running). */
+  #inPass = false;
   #stopped = false;
   #closing = false;
   #sealed = false;
@@ -252,6 +260,16 @@ export class Loop {
    * @throws {RangeError} An option is out of range.
    */
   constructor(options: LoopOptions = {}) {
+    for (const hook of ["onError", "onWarning", "onMessage", "onEntry"]) {
+      optionalFn("create loop", hook, options[hook as keyof LoopOptions]);
+    }
+    const clock = options.clock;
+    if (
+      clock !== undefined &&
+      (clock === null || typeof clock.now !== "function")
+    ) {
+      throw new TypeError("Cannot create loop: clock must have now()");
+    }
     this.#maxEvents = positiveInt("maxEvents", options.maxEvents ?? 20);
     this.#minEvents = positiveInt("minEvents", options.minEvents ?? 1);
     this.#minWait = options.minWait === undefined
@@ -294,6 +312,10 @@ export class Loop {
         : checkDelay("create loop", "stallMs", stallMs, false),
     );
     this.#watchdog.onWarning = options.onWarning;
+    this.#watchdog.onError = (error) => {
+      if (this.onError === undefined) throw error;
+      this.onError(error);
+    };
     this.#now = this.clock.now();
     this.#dispatch = (e) => this.#run(e);
   }
@@ -303,7 +325,7 @@ export class Loop {
     return this.#inbox.onMessage;
   }
   set onMessage(fn: MessageHandler | undefined) {
-    this.#inbox.onMessage = fn;
+    this.#inbox.onMessage = optionalFn("set handler", "onMessage", fn);
   }
 
   /** Receives the stall watchdog's reports (see `LoopOptions.stallMs`). */
@@ -311,7 +333,7 @@ export class Loop {
     return this.#watchdog.onWarning;
   }
   set onWarning(fn: ((warning: LoopWarning) => void) | undefined) {
-    this.#watchdog.onWarning = fn;
+    this.#watchdog.onWarning = optionalFn("set handler", "onWarning", fn);
   }
 
   /** Receives raw items with tags >= 16 pushed by other threads. */
@@ -319,7 +341,7 @@ export class Loop {
     return this.#userEntry;
   }
   set onEntry(fn: ((entry: QueueEntry) => void) | undefined) {
-    this.#userEntry = fn;
+    this.#userEntry = optionalFn("set handler", "onEntry", fn);
   }
 
   /**
@@ -351,7 +373,7 @@ export class Loop {
    * @throws {LoopClosedError} The loop is closed.
    */
   queue(fn: () => void): void {
-    if (!this.tryQueue(fn)) throw new QueueFullError(this.#local.length);
+    if (!this.tryQueue(fn)) throw new QueueFullError(this.#localQueued);
   }
 
   /**
@@ -396,8 +418,13 @@ export class Loop {
    * Schedules `callback` after `delay` ms, repeating every `interval` ms if
    * given. See `timers.ts` for the meaning of each delay value.
    *
+   * "Now" is the loop's time, as libuv's `uv_now`: called from a task, the
+   * time read at the start of the running pass ({@linkcode Loop.now}), which
+   * saves a clock read per call; called outside a pass, a fresh clock read.
+   * A timer set late in a long pass is so due that much earlier.
+   *
    * @param callback Runs as a task when due.
-   * @param delay Milliseconds from now (finite, >= 0).
+   * @param delay Milliseconds from the loop's time (finite, >= 0).
    * @param interval Repeat period (finite, > 0), or omitted for one-shot.
    * @returns The timer handle.
    * @throws {TypeError} `callback` is not a function or a delay not a number.
@@ -421,14 +448,25 @@ export class Loop {
    * @param promise The host operation.
    * @param callback Receives `{ status: "fulfilled", value }` or
    *   `{ status: "rejected", reason }`.
+   * @throws {TypeError} `promise` is not a thenable or `callback` not a
+   *   function; nothing is tracked.
    * @throws {LoopClosedError} The loop is closed.
    */
   track<T>(
     promise: PromiseLike<T>,
     callback: (result: PromiseSettledResult<T>) => void,
   ): void {
+    if (
+      promise === null ||
+      (typeof promise !== "object" && typeof promise !== "function") ||
+      typeof promise.then !== "function"
+    ) {
+      throw new TypeError("Cannot track promise: expected a thenable");
+    }
+    if (typeof callback !== "function") {
+      throw new TypeError("Cannot track promise: expected a callback function");
+    }
     this.#open("track promise");
-    this.#hostOps++;
     const done = (fn: () => void) => {
       if (this.#closing) {
         this.#hostOps--;
@@ -441,7 +479,11 @@ export class Loop {
       this.#hostOps--;
       wake(this.#w, false); // eager: an async drive asleep wakes at once
     };
-    promise.then(
+    this.#hostOps++;
+    // `Promise.resolve` returns a native promise as is; a foreign thenable
+    // is adopted, so it settles at most once and a throwing `then` becomes
+    // a rejection rather than an operation counted forever.
+    Promise.resolve(promise).then(
       (value) => done(() => callback({ status: "fulfilled", value })),
       (reason) => done(() => callback({ status: "rejected", reason })),
     );
@@ -452,27 +494,42 @@ export class Loop {
    * `postMessage`; `connect(handle)` there makes the port. The loop stays
    * alive until the port closes or its thread is reported dead.
    *
+   * Outside a pass (not from a task), it first reclaims the slots of dead
+   * producers whose items were all delivered; from a task, the pass does
+   * that at its end.
+   *
    * @returns The handle.
    * @throws {RangeError} Every producer slot is taken (see `capacity`).
    * @throws {LoopClosedError} The loop is closed.
    */
   port(): PortHandle {
     this.#open("create port");
+    // Not inside a drain: `reclaim` reads the consumer's counts, which the
+    // entry being run has not reached yet.
+    if (!this.#inPass) this.#inbox.repairDead();
     return this.#inbox.port();
   }
 
   /**
    * Reports that the thread behind a port died (fault protocol in
    * `loop_inbox.ts`): its completed posts are delivered, a post it left
-   * half-linked is repaired, its slot is reclaimed.
+   * half-linked is repaired, its slot is reclaimed. The slot's
+   * `onPortClosed` callback runs after that bookkeeping; what it throws
+   * goes to `onError`, or without one is rethrown here. Wakes an async
+   * drive asleep, which returns if the port was all that kept it alive.
    *
    * @param slot The port's slot.
    * @throws {TypeError} `slot` is not an integer.
    * @throws {RangeError} `slot` is not one of this loop's port slots.
+   * @throws The `onPortClosed` callback's error, when no `onError` is set.
    */
   producerDied(slot: number): void {
     this.#checkSlot("report producer death", slot);
-    this.#inbox.died(slot);
+    try {
+      this.#guard(() => this.#inbox.died(slot));
+    } finally {
+      this.#poke();
+    }
   }
 
   /** A slot another thread may hold: an integer below `producers`. */
@@ -514,9 +571,13 @@ export class Loop {
     this.#refs++;
   }
 
-  /** Releases one `ref()`. */
+  /**
+   * Releases one `ref()`. Wakes an async drive asleep, so it returns if
+   * that was all that kept it alive.
+   */
   unref(): void {
     if (this.#refs > 0) this.#refs--;
+    this.#poke();
   }
 
   /**
@@ -531,9 +592,14 @@ export class Loop {
       this.#inbox.openPorts > 0 || !this.#queue.isEmpty();
   }
 
-  /** Makes the current run method return after the task that is running. */
+  /**
+   * Makes the current run method return after the task that is running.
+   * Called from outside the loop (a host callback) while the async drive
+   * sleeps, it wakes the drive, which returns at once.
+   */
   stop(): void {
     this.#stopped = true;
+    this.#poke();
   }
 
   /**
@@ -574,20 +640,24 @@ export class Loop {
    * call is delivered, pending timers are cancelled, later posts fail with
    * {@linkcode LoopClosedError}. Called from a task, the running run method
    * finishes the queue up to the marker and returns; called outside, it
-   * runs those tasks itself before returning. Idempotent.
+   * runs those tasks itself before returning. Idempotent once the marker is
+   * reached; if a task threw out of an earlier call (no `onError`), calling
+   * it again (or a run method) goes on running up to the marker.
    *
    * @throws The error of a task it runs, when no `onError` is set.
    */
   close(): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    Atomics.store(this.#w, WAIT_NR, WAKE_CLOSING); // pairs with Port.#settle
-    this.#timers.cancelAll();
-    this.#self.push(TAG_CLOSE, 0, 0); // room kept by #pushLocal
-    // Called from a host callback while the async drive sleeps: the store
-    // above changed the word it waits on but woke nobody (producers do not
-    // wake a closing loop), so wake it to run up to the marker.
-    if (this.#asleep) Atomics.notify(this.#w, WAIT_NR);
+    if (this.#sealed) return;
+    if (!this.#closing) {
+      this.#closing = true;
+      Atomics.store(this.#w, WAIT_NR, WAKE_CLOSING); // pairs with Port.#settle
+      this.#timers.cancelAll();
+      this.#self.push(TAG_CLOSE, 0, 0); // room kept by #pushLocal
+      // Called from a host callback while the async drive sleeps: the store
+      // above changed the word it waits on but woke nobody (producers do not
+      // wake a closing loop), so wake it to run up to the marker.
+      if (this.#asleep) Atomics.notify(this.#w, WAIT_NR);
+    }
     if (!this.#running) {
       this.#drive("close", () => {
         while (!this.#sealed) this.#pass(WAIT_SYNC, true);
@@ -620,7 +690,14 @@ export class Loop {
   }
 
   /**
-   * One pass that may block: runs what is due, or sleeps until something is.
+   * One pass that may block: runs what is due (at most `maxEvents` tasks),
+   * then, if nothing is left to run and the loop is alive, sleeps once. The
+   * sleep ends at a wake, the next timer deadline, the min-wait deadline or
+   * after `stallMs` (1 s by default), whichever comes first; it does not
+   * run what became due meanwhile: the next call does. So it may return
+   * having run nothing, even with a timer pending: call it in a loop (or
+   * use `runSync`) to wait for work. Under a virtual clock it jumps the
+   * clock to the next deadline instead of sleeping.
    *
    * @returns Items still queued.
    * @throws {ReentrancyError} Called from inside a task.
@@ -651,6 +728,7 @@ export class Loop {
 
   #leave(t0: number): void {
     this.#running = false;
+    this.#endPass();
     this.#m.ranFor(performance.now() - t0);
   }
 
@@ -678,7 +756,10 @@ export class Loop {
   }
 
   /**
-   * One pass of the async drive; may sleep (without blocking the thread).
+   * One pass of the async drive: like `runOnceSync` (it runs what is due,
+   * then may sleep once, at most `stallMs`, and may return having run
+   * nothing), but sleeps without blocking the thread and yields to the
+   * host after the pass.
    *
    * @returns Items still queued.
    * @throws {ReentrancyError} Called while any run method is running.
@@ -714,7 +795,7 @@ export class Loop {
           }
           const ms = performance.now() - s0;
           this.#m.slept(r, ms);
-          this.#watchdog.slept(r, ms);
+          this.#watchdog.slept(r, ms, sleep);
           lastYield = performance.now();
         } else if (sleep === VIRTUAL_JUMP) {
           // Let every pending reaction run first: it may set an earlier
@@ -753,12 +834,23 @@ export class Loop {
    * drive should sleep (ms, may be Infinity), `AWAKE` or `BUSY_PAUSE`.
    */
   #pass(mode: number, closing = false): number {
-    this.#now = this.clock.now(); // 1. update time
+    this.#inPass = true;
+    this.#now = this.#timers.passNow = this.clock.now(); // 1. update time
     this.#m.pass();
     if (!closing) this.#queueDueTimers(); // 2. due timers
     this.#runTasks(); // 3. run at most maxEvents
+    this.#endPass(); // after a task's throw, #leave does it
     if (this.#retries.length !== 0) this.#retryPushes();
+    // Dead producers: a push left half-linked is repaired (run it now), a
+    // drained slot is free again before the run method can return.
+    if (!this.#sealed && this.#inbox.repairDead()) return AWAKE;
     return this.#idle(mode); // 4. sleep
+  }
+
+  /** Tasks no longer run: `setTimer` reads the clock, `port` may reclaim. */
+  #endPass(): void {
+    this.#inPass = false;
+    this.#timers.passNow = NaN;
   }
 
   /**
@@ -780,15 +872,17 @@ export class Loop {
     if (n === 0) return;
     const tags = this.#dueTags;
     const idx = this.#dueIdx;
-    tags.length = idx.length = n;
+    const tickets = this.#dueTickets;
+    tags.length = idx.length = tickets.length = n;
     const mask = this.#local.length - 1;
     for (let k = 0; k < n; k++) {
       const i = (this.#localNext + k) & mask;
       this.#local[i] = due[k];
       tags[k] = TAG_TIMER;
       idx[k] = i;
+      tickets[k] = due[k].ticket; // checked by `LoopTimers.fire`
     }
-    this.#self.pushBatch(tags, idx, idx, n);
+    this.#self.pushBatch(tags, idx, tickets, n);
     this.#localNext += n;
     this.#localQueued += n;
     due.length = 0;
@@ -821,7 +915,7 @@ export class Loop {
       this.#queue.releaseCurrent();
     }
     if (item instanceof Timer) {
-      if (this.#timers.fire(item, this.#now)) {
+      if (this.#timers.fire(item, e.b, this.#now)) {
         this.#m.ran(1);
         this.#guard(item.callback);
       }
@@ -850,9 +944,8 @@ export class Loop {
     const q = this.#queue;
     if (this.#stopped || !this.alive()) return AWAKE;
     if (q.lastState === "busy") {
-      // A producer is mid-push (or died there): repair if it died, else
-      // pause briefly, longer each time, capped at 1 ms.
-      if (this.#inbox.repairDead()) return AWAKE;
+      // A producer is mid-push (one that died there was repaired in
+      // `#pass`): pause briefly, longer each time, capped at 1 ms.
       this.#watchdog.busy(performance.now());
       const ms = Math.min(1, 0.01 * ++this.#busySpins);
       if (mode === WAIT_SYNC) Atomics.wait(this.#pause, 0, 0, ms);
@@ -861,7 +954,6 @@ export class Loop {
     this.#busySpins = 0;
     this.#watchdog.notBusy();
     if (!q.isEmpty() || mode === NO_WAIT) return AWAKE;
-    this.#inbox.repairDead(); // reclaims dead slots while idle
     const next = this.#timers.nextDeadline();
     if (next !== Infinity && this.clock.virtual) {
       if (mode === WAIT_ASYNC) return VIRTUAL_JUMP; // after reactions run
@@ -875,7 +967,7 @@ export class Loop {
     const r = this.#waiter.sleep(this.#minEvents, wait, this.#minWait);
     const ms = performance.now() - s0;
     this.#m.slept(r, ms);
-    this.#watchdog.slept(r, ms);
+    this.#watchdog.slept(r, ms, wait);
     return AWAKE;
   }
 }
@@ -888,6 +980,14 @@ function spinUntil(ms: number, ready: () => boolean): boolean {
     for (let i = 0; i < 32; i++) if (ready()) return true;
   } while (performance.now() < end);
   return false;
+}
+
+/** `v` when it is a function or undefined; else a `TypeError`. */
+function optionalFn<T>(action: string, name: string, v: T): T {
+  if (v !== undefined && typeof v !== "function") {
+    throw new TypeError(`Cannot ${action}: ${name} must be a function`);
+  }
+  return v;
 }
 
 function positiveInt(name: string, v: unknown): number {

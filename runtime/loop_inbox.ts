@@ -48,6 +48,7 @@ import {
   FENCE_WRITING,
   P_CLAIM,
   P_FENCE,
+  P_GENERATION,
   SLOT_CLAIMED,
   SLOT_FREE,
   SLOT_RESERVED,
@@ -106,34 +107,42 @@ export class Inbox {
     const slot = this.#q.reserveSlot();
     this.#state[slot] = OPEN;
     this.#open++;
-    const fence = Atomics.load(this.#claims, slotWord(slot) + P_FENCE);
+    const at = slotWord(slot);
+    const fence = Atomics.load(this.#claims, at + P_FENCE);
     return Object.freeze({
       kind: "twloop.port",
       buffer: this.#q.buffer,
       slot,
       epoch: fence & ~FENCE_WRITING,
+      // Counted by reserveSlot before the slot showed as reserved.
+      generation: Atomics.load(this.#claims, at + P_GENERATION),
     });
   }
 
-  #drop(slot: number, to: number): void {
+  /**
+   * Moves a slot out of OPEN and takes its close callback, for the caller to
+   * run once its own bookkeeping is done: a callback that throws must not
+   * leave the slot half-dropped (never freed, its death never recorded).
+   */
+  #drop(slot: number, to: number): (() => void) | undefined {
     if (this.#state[slot] === OPEN) this.#open--;
     this.#state[slot] = to;
     const fn = this.closers.get(slot);
-    if (fn !== undefined) {
-      this.closers.delete(slot);
-      fn();
-    }
+    if (fn !== undefined) this.closers.delete(slot);
+    return fn;
   }
 
   /**
    * Marks a slot's producer dead (fault protocol step 1) and repairs a push
-   * it left unlinked.
+   * it left unlinked. The slot's close callback runs last, after all of
+   * that: if it throws, the death is recorded all the same.
    *
    * @param slot The slot.
+   * @throws What the slot's close callback throws.
    */
   died(slot: number): void {
     if (this.#state[slot] === DEAD) return;
-    this.#drop(slot, DEAD);
+    const closer = this.#drop(slot, DEAD);
     this.#dead++;
     // Step 1. A handle not yet connected can no longer be: the loop takes
     // the claim itself. Then the death: a port still running reads it
@@ -145,6 +154,7 @@ export class Inbox {
     Atomics.compareExchange(w, at + P_CLAIM, SLOT_RESERVED, SLOT_CLAIMED);
     const fence = Atomics.add(w, at + P_FENCE, FENCE_DEATH);
     if ((fence & FENCE_WRITING) === 0) this.#q.repair(slot);
+    closer?.();
   }
 
   /**
@@ -185,12 +195,13 @@ export class Inbox {
     } else if (tag === MSG_PORT_CLOSED) {
       const slot = e.producer;
       if (this.#state[slot] === DEAD) this.#dead--; // it closed, then died
-      this.#drop(slot, FREE);
+      const closer = this.#drop(slot, FREE);
       // The port left the slot claimed (`Port.close`); its last item is read,
       // so a new port may have it now. The port's counters (plain writes
       // before the push of this item) reach the next attacher through this
       // store and its compareExchange.
       Atomics.store(this.#claims, slotWord(slot) + P_CLAIM, SLOT_FREE);
+      closer?.(); // last: a throw reaches the loop's error path, slot freed
     } else if (tag === MSG_CLOSE_REQUEST) {
       this.onCloseRequest();
     } else {

@@ -19,6 +19,12 @@
  * once; behind a stuck producer it keeps pausing (the producer may only be
  * descheduled) and reports once per episode. Reports go to `onWarning`;
  * without one the loop says nothing (a library never writes to the console).
+ * An `onWarning` that throws is the loop's error like a task's: it goes to
+ * `onError`, or without one out of the run method.
+ *
+ * A sleep asked for `stallMs` or longer that timed out counts as a full
+ * `stallMs` even when the host ended it a little early: Node's
+ * `Atomics.waitAsync(..., 30)` was measured returning after 29.17 ms.
  *
  * @module
  */
@@ -32,7 +38,11 @@ export interface LoopWarning {
   readonly kind: "lost-wakeup" | "stuck-producer";
   /** One line saying what happened, for logs. */
   readonly message: string;
-  /** Milliseconds the work waited before the watchdog acted (at least `stallMs`). */
+  /**
+   * Milliseconds the work waited before the watchdog acted, as measured:
+   * `stallMs` or more, or a little less when the host ended a sleep of
+   * `stallMs` early.
+   */
   readonly stalledMs: number;
   /** Estimated items queued (`MpscQueue.depth`). */
   readonly queued: number;
@@ -50,6 +60,10 @@ export class Watchdog {
   readonly stallMs: number;
   /** Receives each report. */
   onWarning: ((warning: LoopWarning) => void) | undefined;
+  /** Receives what `onWarning` throws (the loop's error path). */
+  onError: (error: unknown) => void = (error) => {
+    throw error;
+  };
   /** Stalls seen (metric). */
   stalls = 0;
   readonly #q: MpscQueue;
@@ -85,9 +99,12 @@ export class Watchdog {
    *
    * @param result How it ended.
    * @param sleptMs How long it lasted.
+   * @param askedMs The timeout it was given: one of `stallMs` or more
+   *   counts as a full stall however early the host ended it.
    */
-  slept(result: string, sleptMs: number): void {
-    if (result !== "timed-out" || sleptMs < this.stallMs) return;
+  slept(result: string, sleptMs: number, askedMs: number): void {
+    if (result !== "timed-out") return;
+    if (askedMs < this.stallMs && sleptMs < this.stallMs) return;
     const k = this.#waiter.timedOutArmed;
     if (k === 0 || this.#q.isEmpty()) return;
     const added = this.#waiter.timedOutAdded;
@@ -144,6 +161,12 @@ export class Watchdog {
 
   #report(warning: LoopWarning): void {
     this.stalls++;
-    this.onWarning?.(warning);
+    const fn = this.onWarning;
+    if (fn === undefined) return;
+    try {
+      fn(warning);
+    } catch (error) {
+      this.onError(error);
+    }
   }
 }

@@ -80,6 +80,7 @@ import {
   C_DELIVERED_NODES,
   C_RELEASED_BYTES,
   C_RELEASED_NODES,
+  C_SPACE_WAIT,
   createBuffer,
   CURSOR,
   CURSOR_HELD,
@@ -95,10 +96,12 @@ import {
   P_ALLOC_BYTES,
   P_ALLOC_NODES,
   P_CLAIM,
+  P_GENERATION,
   P_PUSH_NODE,
   P_PUSH_PREV,
   type QueueConfig,
   readLayout,
+  SLOT_CLAIMED,
   SLOT_FREE,
   SLOT_RESERVED,
   slotWord,
@@ -408,6 +411,11 @@ export class MpscQueue {
       // Pairs with the producer's Atomics.load in #refresh(): after it, the
       // producer may overwrite the released nodes and bytes.
       Atomics.store(w, at + C_RELEASED_NODES, this.#relNodes[s]);
+      // A producer asleep for space wakes now, not at its timeout.
+      if (Atomics.load(w, at + C_SPACE_WAIT) !== 0) {
+        Atomics.store(w, at + C_SPACE_WAIT, 0);
+        Atomics.notify(w, at + C_SPACE_WAIT);
+      }
       this.#isDirty[s] = 0;
     }
     this.#dirtyCount = 0;
@@ -550,7 +558,10 @@ export class MpscQueue {
 
   /**
    * Reserves a free producer slot for one later `Producer.attach(buffer,
-   * slot)`, so the owner knows which slot a worker will use.
+   * slot)`, so the owner knows which slot a worker will use. Counts the
+   * reservation in the slot's `P_GENERATION` (read it after this call) while
+   * the slot is still claimed, before it shows as reserved: whoever claims
+   * the reservation can see which one it claimed.
    *
    * @returns The slot number.
    * @throws {RangeError} Every slot is taken.
@@ -560,8 +571,11 @@ export class MpscQueue {
     for (let s = 0; s < this.#layout.producers; s++) {
       const at = slotWord(s) + P_CLAIM;
       if (
-        Atomics.compareExchange(w, at, SLOT_FREE, SLOT_RESERVED) === SLOT_FREE
+        Atomics.compareExchange(w, at, SLOT_FREE, SLOT_CLAIMED) === SLOT_FREE
       ) {
+        // Pairs with the loads around the claim in `connect` (port.ts).
+        Atomics.add(w, slotWord(s) + P_GENERATION, 1);
+        Atomics.store(w, at, SLOT_RESERVED);
         return s;
       }
     }

@@ -29,7 +29,9 @@
  * |      | `P_PUSH_NODE` (+3)  | push in progress   | producer (plain)      | repair after death |
  * |      | `P_PUSH_PREV` (+4)  | its predecessor    | producer (plain)      | repair after death |
  * |      | `P_FENCE` (+5)      | writing; deaths    | port, loop (atomic)   | port, loop         |
+ * |      | `P_GENERATION` (+6) | reservations made  | loop (atomic)         | `connect`          |
  * |      | `C_RELEASED_*` (+32)| nodes/bytes freed  | consumer (atomic)     | producer (atomic)  |
+ * |      | `C_SPACE_WAIT` (+35)| producer sleeps    | producer, consumer    | consumer (notify)  |
  * | ...  | node table          | 4 words a node     | owning producer       | consumer           |
  * | ...  | payload rings       | bytes per producer | owning producer       | consumer           |
  *
@@ -55,7 +57,7 @@ export const LINE_BYTES = LINE_WORDS * 4;
 /** Magic number in word 0: ASCII "twlq". */
 export const MAGIC = 0x74776c71;
 /** Bumped whenever this table changes. */
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Header word: magic number. */
 export const H_MAGIC = 0;
@@ -118,6 +120,15 @@ export const P_PUSH_PREV = 4;
  * clear.
  */
 export const P_FENCE = 5;
+/**
+ * Producer line: reservations of the slot made so far (wraps at 2^32). The
+ * loop adds one while it holds the slot claimed, before it marks it
+ * reserved (`MpscQueue.reserveSlot`), and the handle carries the new value:
+ * `connect` refuses a handle whose value differs, checking before and after
+ * its claim, so a stale handle cannot take a later reservation. Written
+ * only by the loop and only on reservation, so it costs posts nothing.
+ */
+export const P_GENERATION = 6;
 /** `P_FENCE` bit: the port is writing to the slot. */
 export const FENCE_WRITING = 1;
 /** `P_FENCE` step: one death reported. */
@@ -128,6 +139,14 @@ export const C_RELEASED_NODES = LINE_WORDS;
 export const C_RELEASED_BYTES = LINE_WORDS + 1;
 /** Consumer line: nodes of this slot delivered before the close marker. */
 export const C_DELIVERED_NODES = LINE_WORDS + 2;
+/**
+ * Consumer line: 1 while the slot's producer sleeps waiting for space. The
+ * producer sets it, re-checks for space, then waits on this word; the
+ * consumer, after publishing released storage, clears it and notifies.
+ * Sequentially consistent atomics on both sides: either the producer's
+ * re-check sees the release, or the consumer sees the 1.
+ */
+export const C_SPACE_WAIT = LINE_WORDS + 3;
 /** Slot claim state: free. */
 export const SLOT_FREE = 0;
 /** Slot claim state: owned by a live producer. */
@@ -172,7 +191,7 @@ export interface QueueConfig {
   producers: number;
   /** Nodes per producer, a power of two, 1 to 2^20. Default 1024. */
   nodesPerProducer: number;
-  /** Payload bytes per producer, 0 or a power of two, 64 to 2^26. Default 65536. */
+  /** Payload bytes per producer, 0 or a power of two, 64 to 2^26. Default 2^20 (1 MiB: a 64 KiB ring held only 16 messages of 4 KiB, and each refill cost two cross-thread wake-ups; `bench/payloads.ts`). Memory is reserved per slot but only touched pages become resident. */
   bytesPerProducer: number;
 }
 
@@ -180,7 +199,7 @@ export interface QueueConfig {
 export const DEFAULT_CONFIG: Readonly<QueueConfig> = Object.freeze({
   producers: 16,
   nodesPerProducer: 1024,
-  bytesPerProducer: 65536,
+  bytesPerProducer: 1 << 20,
 });
 
 /** Word offsets derived from a config; the same on every thread. */

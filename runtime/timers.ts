@@ -93,6 +93,12 @@ export class Timer {
   bucket: unknown = null;
   /** One of `TIMER_PENDING`, `TIMER_QUEUED`, `TIMER_DONE`. */
   state: number = TIMER_PENDING;
+  /**
+   * Names the run-queue entry that may fire it, renewed each time it is
+   * queued: an entry left behind by a `refresh()` of a queued timer names
+   * an older ticket and does nothing (int32, wraps).
+   */
+  ticket = 0;
   /** The delay it was created with (for `refresh`). */
   readonly delay: number;
   #refed = true;
@@ -128,7 +134,9 @@ export class Timer {
   /**
    * Restarts the countdown from now with the original delay, as if newly
    * created (it also takes a new place among equal deadlines). Revives a
-   * fired one-shot timer; a cancelled one too.
+   * fired one-shot timer; a cancelled one too. A timer already due and
+   * queued in this pass loses that place: it runs at its new deadline, in
+   * deadline order. "Now" is a fresh clock read, even inside a pass.
    *
    * @returns This timer.
    */
