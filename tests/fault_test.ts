@@ -206,6 +206,14 @@ class Ledger {
     }
     if (this.failure !== undefined) throw this.failure;
     for (const id of ids) {
+      // A terminated Deno worker runs on to its next event-loop turn, so
+      // one more post may return even now: its message is then queued
+      // (pending) and must still arrive. A lost one times out here.
+      await until(
+        () => this.next[id] >= this.returned(id),
+        WAIT_MS,
+        () => `worker ${id}'s late post to be delivered`,
+      );
       const extra = this.next[id] - this.returned(id);
       assert.ok(
         extra === 0 || extra === 1,
