@@ -46,7 +46,9 @@
  * {@linkcode DataCloneError}, with a path to the offending value, for:
  * functions, symbols, `WeakMap`, `WeakSet`, `WeakRef`, `Promise`,
  * `SharedArrayBuffer` and views over one (shared memory cannot travel as
- * bytes: send a copy), detached buffers, instances of other classes
+ * bytes: send a copy; a port's `post` of a bare `Uint8Array` is the one
+ * exception, see `messages.ts`: it copies the bytes, whatever the buffer),
+ * detached buffers, instances of other classes
  * (prototype not `Object.prototype`, `null` or a supported built-in; this
  * includes subclasses of `Array`, `Map`, `Set`, `Date`, `RegExp`), objects
  * that borrow a built-in prototype without its internals, and graphs nested

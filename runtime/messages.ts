@@ -11,6 +11,11 @@
  * | `MSG_STRING`   | well-formed string          | UTF-8, encoded in place       |
  * | `MSG_VALUE`    | anything else cloneable     | `codec.ts` encoding           |
  *
+ * A bare `Uint8Array` is copied as bytes whatever its buffer, a
+ * `SharedArrayBuffer` included: the receiver gets a snapshot, never shared
+ * memory. Nested in a structured value, a view over a `SharedArrayBuffer`
+ * is rejected by the codec (`DataCloneError`).
+ *
  * Strings with lone surrogates go through `MSG_VALUE`, which keeps their
  * UTF-16 code units exactly (UTF-8 would turn them into U+FFFD).
  *
@@ -128,10 +133,20 @@ export class MessageWriter {
   #string(s: string): PushResult {
     const worst = s.length * 3;
     if (worst <= this.#limit) {
-      return this.#p.pushWith(
+      const r = this.#p.pushWith(
         MSG_STRING,
         worst,
         (t, o) => utf8.encodeInto(s, t.subarray(o, o + worst)).written,
+      );
+      if (r !== PUSH_FULL) return r;
+      // No room for the worst case (3 bytes per UTF-16 unit): the exact
+      // UTF-8 length may still fit. Encoded only on this slow path.
+      const bytes = utf8.encode(s);
+      if (bytes.length === worst) return r;
+      return this.#p.pushWith(
+        MSG_STRING,
+        bytes.length,
+        (t, o) => t.set(bytes, o),
       );
     }
     const bytes = utf8.encode(s);

@@ -265,3 +265,20 @@ Deno.test("bad input to ports: null options count as absent, non-object options,
   }
   assert.ok(PostTimeoutError); // re-exported beside LoopClosedError
 });
+
+Deno.test("tryPost of a string that fits by its UTF-8 length is queued even when its worst case (3 bytes per unit) does not fit", () => {
+  const got: unknown[] = [];
+  const loop = new Loop({
+    capacity: { bytesPerProducer: 256 },
+    onMessage: (d) => got.push(d),
+  });
+  const port = connect(loop.port());
+  assert.ok(port.tryPost(new Uint8Array(150)));
+  const ascii = "a".repeat(60); // 60 bytes; the worst case, 180, does not fit
+  assert.ok(port.tryPost(ascii), "refused though 60 bytes fit");
+  assert.ok(!port.tryPost("é".repeat(60)), "120 bytes cannot fit: full");
+  port.close();
+  while (loop.runNoWait() > 0);
+  assert.equal(got.length, 2);
+  assert.equal(got[1], ascii);
+});
