@@ -67,6 +67,27 @@ const CASES: Case[] = [
     message: /^Cannot create loop: capacity\.nodesPerProducer/,
     run: () => new Loop({ capacity: { nodesPerProducer: 1 } }),
   },
+  {
+    call: "new Loop(options)",
+    input: "onError: 5",
+    error: TypeError,
+    message: /^Cannot create loop: onError must be a function$/,
+    run: () => new Loop({ onError: 5 as unknown as () => void }),
+  },
+  {
+    call: "new Loop(options)",
+    input: "clock without now()",
+    error: TypeError,
+    message: /^Cannot create loop: clock must have now\(\)$/,
+    run: () => new Loop({ clock: {} as unknown as VirtualClock }),
+  },
+  {
+    call: "loop.track(promise, cb)",
+    input: "promise 42",
+    error: TypeError,
+    message: /^Cannot track promise: expected a thenable$/,
+    run: (loop) => loop.track(42 as unknown as Promise<void>, fn),
+  },
   // Tasks and timers.
   {
     call: "loop.queue(fn)",
