@@ -40,32 +40,16 @@ import {
 } from "./workers/close_poster.ts";
 import type { LoopHostReport } from "./workers/close_loop.ts";
 import { prng, TestWorker, turn, until, within } from "./worker_harness.ts";
+import { runSyncToEnd as runSyncGuarded } from "./loop_harness.ts";
 
 const POSTER = new URL("./workers/close_poster.ts", import.meta.url);
 const LOOP_HOST = new URL("./workers/close_loop.ts", import.meta.url);
 const SEED = 0xc105_e5ed;
 /** Bound on every wait for a worker or a drive (a failure, not a timing claim). */
 const WAIT_MS = 5000;
-/** Far beyond every deadline these tests set (exact in float64). */
-const WATCHDOG_DELAY = 2 ** 52;
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
-}
-
-/** `runSync()` under an unreferenced far-future timer that fails the test. */
-function runSyncGuarded(loop: Loop): number {
-  let tripped = false;
-  const watchdog = loop.setTimer(() => {
-    tripped = true;
-    loop.stop();
-  }, WATCHDOG_DELAY).unref();
-  try {
-    return loop.runSync();
-  } finally {
-    watchdog.cancel();
-    assert.equal(tripped, false, "runSync kept running (a port stayed open)");
-  }
 }
 
 /** Asserts `e` is a LoopClosedError whose `data` is exactly `value`. */

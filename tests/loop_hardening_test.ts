@@ -8,7 +8,7 @@
  * Loops run on a {@linkcode VirtualClock} unless a test needs the async
  * drive to really sleep (a host callback must find it asleep); those wait
  * for the drive to arm (`metrics().sleeps`), never for a time, and a rescue
- * fails the test if the drive does not settle within {@linkcode WAIT_MS}.
+ * fails the test if the drive does not settle within 5 s (`loop_harness.ts`).
  *
  * @module
  */
@@ -26,52 +26,15 @@ import {
   type Timer,
   VirtualClock,
   type Waiter,
-  wake,
 } from "../mod.ts";
 import { Watchdog } from "../runtime/loop_watchdog.ts";
-
-/** Bound on every wait for an async drive (a failure, not a timing claim). */
-const WAIT_MS = 5000;
-/** Far beyond every deadline these tests set (exact in float64). */
-const GUARD_DELAY = 2 ** 52;
+import {
+  runSyncToEnd as runSyncGuarded,
+  settleOrRescue,
+} from "./loop_harness.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
-}
-
-/** `runSync()` under an unreferenced far-future timer that fails the test. */
-function runSyncGuarded(loop: Loop): number {
-  let tripped = false;
-  const guard = loop.setTimer(() => {
-    tripped = true;
-    loop.stop();
-  }, GUARD_DELAY).unref();
-  try {
-    return loop.runSync();
-  } finally {
-    guard.cancel();
-    assert.equal(tripped, false, "runSync kept running with nothing alive");
-  }
-}
-
-/**
- * Awaits an async drive; if it has not settled after {@linkcode WAIT_MS},
- * stops and wakes the loop and fails.
- */
-async function settleOrRescue(loop: Loop, drive: Promise<number>) {
-  let rescued = false;
-  const id = setTimeout(() => {
-    rescued = true;
-    loop.stop();
-    Producer.attach(loop.buffer).push(FIRST_USER_TAG, 0, 0);
-    wake(new Int32Array(loop.buffer), false);
-  }, WAIT_MS);
-  try {
-    return await drive;
-  } finally {
-    clearTimeout(id);
-    assert.equal(rescued, false, "the async drive was not woken");
-  }
 }
 
 /**

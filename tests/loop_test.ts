@@ -23,65 +23,12 @@ import {
   QueueFullError,
   ReentrancyError,
   VirtualClock,
-  wake,
 } from "../mod.ts";
-
-/** Far beyond every deadline these tests set (exact in float64). */
-const WATCHDOG_DELAY = 2 ** 52;
-/** Real milliseconds before a stuck async drive is rescued (a failure). */
-const RESCUE_MS = 5000;
+import { runSyncToEnd, settleOrRescue } from "./loop_harness.ts";
 
 function setup(options: LoopOptions = {}): { clock: VirtualClock; loop: Loop } {
   const clock = new VirtualClock();
   return { clock, loop: new Loop({ clock, ...options }) };
-}
-
-/**
- * `runSync()` under a watchdog; fails if the watchdog had to stop it.
- *
- * @returns What `runSync` returned.
- */
-function runSyncToEnd(loop: Loop): number {
-  let tripped = false;
-  const watchdog = loop.setTimer(() => {
-    tripped = true;
-    loop.stop();
-  }, WATCHDOG_DELAY).unref();
-  try {
-    return loop.runSync();
-  } finally {
-    watchdog.cancel();
-    assert.equal(
-      tripped,
-      false,
-      "runSync kept running with nothing referenced left (alive() stuck true)",
-    );
-  }
-}
-
-/**
- * Awaits an async drive; if it has not settled after {@linkcode RESCUE_MS}
- * real ms, stops and wakes the loop and fails.
- *
- * @returns What the drive resolved to.
- */
-async function settleOrRescue(
-  loop: Loop,
-  drive: Promise<number>,
-): Promise<number> {
-  let rescued = false;
-  const id = setTimeout(() => {
-    rescued = true;
-    loop.stop();
-    Producer.attach(loop.buffer).push(FIRST_USER_TAG, 0, 0);
-    wake(new Int32Array(loop.buffer), false);
-  }, RESCUE_MS);
-  try {
-    return await drive;
-  } finally {
-    clearTimeout(id);
-    assert.equal(rescued, false, "the async drive never settled");
-  }
 }
 
 /** Queues `n` tasks that append their index to `into`. */

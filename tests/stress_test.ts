@@ -16,6 +16,7 @@
 import assert from "node:assert/strict";
 import { MpscQueue, type QueueEntry } from "../runtime/mpsc_queue.ts";
 import { type SleepResult, Waiter } from "../runtime/wake.ts";
+import { TestWorker } from "./worker_harness.ts";
 import {
   S_FAILED,
   S_PROGRESS,
@@ -42,59 +43,14 @@ const DEADLINE_MS = 30_000;
 const BUSY_SPINS = 16;
 const BUSY_BACKOFF_MS = 0.02;
 
-type WorkerMessage = StressReport | { kind: "ready" } | {
-  kind: "error";
-  message: string;
-};
+type WorkerMessage = StressReport | { kind: "ready" };
 
-/** A stress worker whose messages are buffered from the start. */
-class StressWorker {
-  readonly #worker: Worker;
-  readonly #inbox: WorkerMessage[] = [];
-  #failure: Error | null = null;
-  #notify: () => void = () => {};
-
-  constructor(task: StressTask) {
-    this.#worker = new Worker(
-      new URL("./workers/stress_producer.ts", import.meta.url),
-      { type: "module" },
-    );
-    this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
-      this.#inbox.push(e.data);
-      this.#notify();
-    };
-    this.#worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.#failure = new Error(`Worker ${task.id} failed: ${e.message}`);
-      this.#notify();
-    };
-    this.#worker.postMessage(task);
-  }
-
-  /** The next message, or a loud failure after `ms`. */
-  async next(ms: number, what: string): Promise<WorkerMessage> {
-    const end = performance.now() + ms;
-    for (;;) {
-      if (this.#failure !== null) throw this.#failure;
-      const m = this.#inbox.shift();
-      if (m !== undefined) {
-        if (m.kind === "error") throw new Error(`Worker: ${m.message}`);
-        return m;
-      }
-      const left = end - performance.now();
-      if (left <= 0) throw new Error(`Timed out waiting for ${what}`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#notify = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
-  }
-
-  terminate(): void {
-    this.#worker.terminate();
-  }
+/** A stress producer worker, started on `task`. */
+function stressWorker(task: StressTask): TestWorker<WorkerMessage> {
+  return new TestWorker(
+    new URL("./workers/stress_producer.ts", import.meta.url),
+    task,
+  );
 }
 
 interface ConsumeStats {
@@ -217,11 +173,11 @@ async function stress(producers: number): Promise<void> {
     bytesPerProducer: 0,
   });
   const ctrl = new Int32Array(new SharedArrayBuffer(S_WORDS * 4));
-  const workers: StressWorker[] = [];
+  const workers: TestWorker<WorkerMessage>[] = [];
   try {
     for (let id = 0; id < producers; id++) {
       workers.push(
-        new StressWorker({
+        stressWorker({
           buffer: q.buffer,
           ctrl: ctrl.buffer as SharedArrayBuffer,
           id,

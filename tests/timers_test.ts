@@ -15,41 +15,11 @@
 import assert from "node:assert/strict";
 import { Loop, type LoopOptions, type Timer, VirtualClock } from "../mod.ts";
 import { rng } from "./rng.ts";
-
-/** Far beyond every deadline these tests set (exact in float64). */
-const WATCHDOG_DELAY = 2 ** 52;
+import { runSyncToEnd, runSyncWatched } from "./loop_harness.ts";
 
 function setup(options: LoopOptions = {}): { clock: VirtualClock; loop: Loop } {
   const clock = new VirtualClock();
   return { clock, loop: new Loop({ clock, ...options }) };
-}
-
-/**
- * `runSync()` under a watchdog.
- *
- * @returns Whether the watchdog had to stop the loop.
- */
-function runSyncWatched(loop: Loop): boolean {
-  let tripped = false;
-  const watchdog = loop.setTimer(() => {
-    tripped = true;
-    loop.stop();
-  }, WATCHDOG_DELAY).unref();
-  try {
-    loop.runSync();
-  } finally {
-    watchdog.cancel();
-  }
-  return tripped;
-}
-
-/** `runSync()` under a watchdog; fails if the watchdog had to stop it. */
-function runSyncToEnd(loop: Loop): void {
-  assert.equal(
-    runSyncWatched(loop),
-    false,
-    "runSync kept running with nothing referenced left (alive() stuck true)",
-  );
 }
 
 function isSetTimerError(type: typeof TypeError | typeof RangeError) {

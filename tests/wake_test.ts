@@ -19,6 +19,7 @@ import {
 } from "../runtime/mpsc_queue.ts";
 import { ADDED, WAIT_NR, WAKE_IDLE } from "../runtime/queue_layout.ts";
 import { type SleepResult, Waiter, wake } from "../runtime/wake.ts";
+import { TestWorker } from "./worker_harness.ts";
 import {
   type ProducerReport,
   R_MODE,
@@ -90,67 +91,22 @@ async function until(ready: () => boolean, ms: number, what: string) {
   }
 }
 
-type WorkerMessage = ProducerReport | { kind: "ready" } | {
-  kind: "error";
-  message: string;
-};
+type WorkerMessage = ProducerReport | { kind: "ready" };
 
-/** A producer worker whose messages are buffered from the start. */
-class ProducerWorker {
-  readonly #worker: Worker;
-  readonly #inbox: WorkerMessage[] = [];
-  #failure: Error | null = null;
-  #notify: () => void = () => {};
-
+/** The wake producer worker; its messages are buffered from the start. */
+class ProducerWorker extends TestWorker<WorkerMessage> {
   constructor() {
-    this.#worker = new Worker(
-      new URL("./workers/wake_producer.ts", import.meta.url),
-      { type: "module" },
-    );
-    this.#worker.onmessage = (e: MessageEvent<WorkerMessage>) => {
-      this.#inbox.push(e.data);
-      this.#notify();
-    };
-    this.#worker.onerror = (e: ErrorEvent) => {
-      e.preventDefault();
-      this.#failure = new Error(`Worker failed: ${e.message}`);
-      this.#notify();
-    };
+    super(new URL("./workers/wake_producer.ts", import.meta.url));
   }
 
   post(task: WhenArmedTask | RoundsTask): void {
-    this.#worker.postMessage(task);
-  }
-
-  /** The next message, or a loud failure after `ms`. */
-  async next(ms: number, what: string): Promise<WorkerMessage> {
-    const end = performance.now() + ms;
-    for (;;) {
-      if (this.#failure !== null) throw this.#failure;
-      const m = this.#inbox.shift();
-      if (m !== undefined) {
-        if (m.kind === "error") throw new Error(`Worker: ${m.message}`);
-        return m;
-      }
-      const left = end - performance.now();
-      if (left <= 0) throw new Error(`Timed out waiting for ${what}`);
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await new Promise<void>((resolve) => {
-        this.#notify = resolve;
-        timer = setTimeout(resolve, left);
-      });
-      clearTimeout(timer);
-    }
+    this.worker.postMessage(task);
   }
 
   async report(ms: number): Promise<ProducerReport> {
     const m = await this.next(ms, "the producer's report");
     assert.equal(m.kind, "done");
     return m as ProducerReport;
-  }
-
-  terminate(): void {
-    this.#worker.terminate();
   }
 }
 

@@ -81,12 +81,12 @@ export class TestWorker<M extends { kind: string }> {
   #notify: () => void = () => {};
 
   /**
-   * Starts the worker and sends it `first`.
+   * Starts the worker and sends it `first`, if given.
    *
    * @param url The worker module.
    * @param first Its first message.
    */
-  constructor(url: URL, first: unknown) {
+  constructor(url: URL, first?: unknown) {
     this.worker = new Worker(url, { type: "module" });
     this.worker.onmessage = (e: MessageEvent<M | WorkerFailure>) => {
       this.#inbox.push(e.data);
@@ -97,7 +97,7 @@ export class TestWorker<M extends { kind: string }> {
       this.#failure = new Error(`Worker failed: ${e.message}`);
       this.#notify();
     };
-    this.worker.postMessage(first);
+    if (first !== undefined) this.worker.postMessage(first);
   }
 
   /**
