@@ -97,9 +97,8 @@ import {
   type RunResult,
   Summary,
 } from "./sock_report.ts";
+import { CHUNK, startLoadGenerator } from "./sock_generator.ts";
 
-/** Bytes per generator write and per ring buffer. */
-const CHUNK = 16384;
 /** Descriptors each process needs beyond one per client. */
 const FD_MARGIN = 64;
 /** A run that takes this long past its streaming time has hung. */
@@ -216,20 +215,7 @@ async function run(
   loop.ref(); // until the generator's count is in
   io.listen({ hostname: "127.0.0.1", port: 0 }, (r) => {
     if (!r.ok) return fail(r.error);
-    const child = new Deno.Command("deno", {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-net=127.0.0.1",
-        new URL("./sock_load.ts", import.meta.url).pathname,
-        String(r.value.port),
-        String(clients),
-        String(seconds),
-        String(CHUNK),
-      ],
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
+    const child = startLoadGenerator(r.value.port, clients, seconds);
     // Not `loop.track`: a tracked operation in flight makes every pass
     // yield a macrotask turn, which would be charged to the loop's run time.
     (async () => {

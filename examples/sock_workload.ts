@@ -30,9 +30,8 @@ import { parseArgs } from "node:util";
 import { IoWorker } from "../runtime/io/io_worker.ts";
 import { denoIo } from "../runtime/host/deno_io.ts";
 import type { WorkloadContext, WorkloadResult } from "../cli/workload.ts";
+import { CHUNK, startLoadGenerator } from "./sock_generator.ts";
 
-/** Bytes per generator write and per ring buffer (as `sock_test.ts`). */
-const CHUNK = 16384;
 /** Streaming time without `--duration`, ms. */
 const DEFAULT_MS = 3000;
 
@@ -148,20 +147,7 @@ export default function sockWorkload(
 
     io.listen({ hostname: "127.0.0.1", port: 0 }, (r) => {
       if (!r.ok) return finish(r.error);
-      child = new Deno.Command("deno", {
-        args: [
-          "run",
-          "--no-prompt",
-          "--allow-net=127.0.0.1",
-          new URL("./sock_load.ts", import.meta.url).href,
-          String(r.value.port),
-          String(clients),
-          String(seconds),
-          String(CHUNK),
-        ],
-        stdout: "piped",
-        stderr: "inherit",
-      }).spawn();
+      child = startLoadGenerator(r.value.port, clients, seconds);
       const proc = child;
       const report = (async () => {
         for await (const line of lines(proc.stdout)) {
