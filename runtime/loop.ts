@@ -57,7 +57,7 @@
 
 import { type Clock, RealClock } from "./clock.ts";
 import { MpscQueue, type QueueConfig } from "./mpsc_queue.ts";
-import { Producer, type QueueEntry } from "./mpsc_queue.ts";
+import type { Producer, QueueEntry } from "./mpsc_queue.ts";
 import { checkDelay, Timer } from "./timers.ts";
 import { LoopTimers } from "./loop_timers.ts";
 import { Waiter, wake } from "./wake.ts";
@@ -290,7 +290,7 @@ export class Loop {
     this.buffer = this.#queue.buffer;
     markLoopThread(this.buffer, (retry) => this.#retries.push(retry));
     this.#w = new Int32Array(this.buffer);
-    this.#self = Producer.attach(this.buffer);
+    this.#self = this.#queue.attachLocal();
     this.#waiter = new Waiter(this.buffer);
     this.#local = new Array(this.#queue.config.nodesPerProducer);
     this.clock = options.clock ?? new RealClock();

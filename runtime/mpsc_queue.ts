@@ -24,8 +24,10 @@
  *   every link up to the snapshot node is read with a plain load ("batch
  *   acquire", argued below). Reaching the snapshot node takes a new
  *   snapshot; a plain read that finds no link is retried atomically. Taking
- *   the last item costs up to 7: load `TAIL` twice and its link once, push
- *   the stub back (store its link, exchange, link store), reload the link.
+ *   the last item costs 2: an atomic load of its link, then one
+ *   `compareExchange` that swings `TAIL` from it back to the stub (the
+ *   consumer writes `TAIL` only there); a third, a reload of the link, only
+ *   when a push raced it.
  *   Release counters are published once per drain per producer slot touched
  *   (1 `Atomics.store` each), not per item.
  * - **The mid-push window.** Between a producer's exchange and its link
@@ -108,6 +110,7 @@ import {
   STUB,
   TAIL,
 } from "./queue_layout.ts";
+import { attachOnConsumerThread, type Producer } from "./producer.ts";
 
 export type { QueueConfig } from "./queue_layout.ts";
 
@@ -115,6 +118,9 @@ export type { QueueConfig } from "./queue_layout.ts";
 export const EMPTY: unique symbol = Symbol("empty");
 /** `tryPop` result: a producer is between its exchange and its link store. */
 export const BUSY: unique symbol = Symbol("busy");
+
+/** `#next`: the node is the end of the `TAIL` snapshot; link not read. */
+const SNAP_END = -2;
 
 /** How a `drain` ended. */
 export type DrainState = "empty" | "more" | "busy";
@@ -291,6 +297,18 @@ export class MpscQueue {
     return new MpscQueue(buffer, readLayout(buffer, "resume queue"));
   }
 
+  /**
+   * Attaches a producer for this consumer's own thread (a loop's own tasks):
+   * its pushes store links with plain writes, one atomic call per push.
+   * Use it only on the thread that calls `drain`/`tryPop`.
+   *
+   * @returns The producer.
+   * @throws {RangeError} Every producer slot is taken.
+   */
+  attachLocal(): Producer {
+    return attachOnConsumerThread(this.buffer);
+  }
+
   #loadNext(node: number): number {
     return Atomics.load(
       this.#w,
@@ -307,15 +325,18 @@ export class MpscQueue {
   #next(c: number): number {
     const at = this.#nodeBase + c * NODE_WORDS + N_NEXT;
     let snap = this.#snap;
-    if (snap === NIL || snap === c) {
+    if (snap === c) {
+      // The snapshot ends here: `#take` first tries to take c as the last
+      // node (one compareExchange), and calls again with no snapshot.
+      this.#snap = NIL;
+      return SNAP_END;
+    }
+    if (snap === NIL) {
       // Observes the exchanges of every node up to the snapshot (the
       // producer's Atomics.exchange in Producer.#publish, and through the
       // chain of exchanges on TAIL, all those before it).
       snap = Atomics.load(this.#w, TAIL);
-      if (snap === c) {
-        this.#snap = NIL; // c is the last node: its link is not covered
-        return Atomics.load(this.#w, at);
-      }
+      if (snap === c) return Atomics.load(this.#w, at); // not covered
       this.#snap = snap;
     }
     const next = this.#w[at]; // plain: c is covered, see the module docs
@@ -340,22 +361,32 @@ export class MpscQueue {
       this.#cursor = c = next;
       next = this.#next(c);
     }
+    if (next === SNAP_END) {
+      // c was TAIL at the snapshot: if it still is, take it now without
+      // reading its link.
+      w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
+      if (Atomics.compareExchange(w, TAIL, c, STUB) === c) {
+        this.#cursor = STUB;
+        return c;
+      }
+      next = this.#next(c);
+    }
     if (next !== NIL) {
       this.#cursor = next;
       return c;
     }
-    // c may be the last node. Another exchange after it means a push is
-    // mid-window: busy. Otherwise put the stub behind c so c can be taken
-    // without leaving the queue without a node.
-    if (Atomics.load(w, TAIL) !== c) {
-      this.lastState = "busy";
-      return NIL;
+    // c has no link yet. If it is still the last node, swing TAIL back to
+    // the stub in one compareExchange and take c: a push after that links
+    // behind the stub. The stub's link is reset first, with a plain write
+    // that happens-before any push reading STUB from TAIL (through the
+    // compareExchange). If TAIL moved on, a push is mid-window: its link
+    // is usually stored by now, so read it once more before saying busy.
+    this.#snap = NIL;
+    w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
+    if (Atomics.compareExchange(w, TAIL, c, STUB) === c) {
+      this.#cursor = STUB;
+      return c;
     }
-    this.#snap = NIL; // TAIL moves back to the stub: the snapshot is void
-    const stub = this.#nodeBase + STUB * NODE_WORDS;
-    Atomics.store(w, stub + N_NEXT, NIL);
-    const prev = Atomics.exchange(w, TAIL, STUB);
-    Atomics.store(w, this.#nodeBase + prev * NODE_WORDS + N_NEXT, STUB);
     next = this.#loadNext(c);
     if (next !== NIL) {
       this.#cursor = next;

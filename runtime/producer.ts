@@ -45,6 +45,22 @@ export type PushResult =
   | typeof PUSH_OK
   | typeof PUSH_WAS_EMPTY;
 
+let markOnConsumerThread: (p: Producer) => void;
+
+/**
+ * Attaches a producer for the consumer's own thread, whose link stores are
+ * plain writes (one atomic call per push instead of two). Used by
+ * `MpscQueue.attachLocal`; only valid on the thread that consumes.
+ *
+ * @param buffer The queue buffer.
+ * @returns The producer.
+ */
+export function attachOnConsumerThread(buffer: SharedArrayBuffer): Producer {
+  const p = Producer.attach(buffer);
+  markOnConsumerThread(p);
+  return p;
+}
+
 /**
  * The producer side: a claimed slot of a queue buffer. Any thread holding the
  * buffer may attach; each producer must be used by one thread only.
@@ -66,6 +82,17 @@ export class Producer {
   #releasedNodes: number;
   #releasedBytes: number;
   #detached = false;
+  /**
+   * Whether this producer runs on the consumer's thread (the loop's own
+   * tasks and timers): then the consumer reads its links in program order,
+   * and the link store needs no atomic call.
+   */
+  #onConsumerThread = false;
+  static {
+    markOnConsumerThread = (p) => {
+      p.#onConsumerThread = true;
+    };
+  }
   /**
    * Count of nodes this producer had allocated after its last push: the
    * push's sequence number in this slot plus one (wraps at 2^32).
@@ -201,7 +228,14 @@ export class Producer {
     // through TAIL (Atomics.load in MpscQueue.#take).
     const prev = Atomics.exchange(w, TAIL, last);
     w[at + P_PUSH_PREV] = prev;
-    Atomics.store(w, base + prev * NODE_WORDS + N_NEXT, first);
+    if (this.#onConsumerThread) {
+      // Only the consumer reads links, and it is this thread: program order
+      // makes the store visible to it. Other producers never read links,
+      // and this node is released (an atomic store) only after the read.
+      w[base + prev * NODE_WORDS + N_NEXT] = first;
+    } else {
+      Atomics.store(w, base + prev * NODE_WORDS + N_NEXT, first);
+    }
     w[at + P_PUSH_NODE] = NIL;
     this.lastNode = last;
     return prev === STUB ? PUSH_WAS_EMPTY : PUSH_OK;

@@ -881,6 +881,12 @@ function wraparound(
 }
 
 contractSuite("SAB queue", sabQueue);
+// Every producer on the consumer's thread: links stored with plain writes.
+contractSuite("SAB queue, attachLocal producers", (config) => {
+  const s = sabQueue(config);
+  const q = s.consumer as MpscQueue;
+  return { ...s, attach: () => q.attachLocal() };
+});
 contractSuite("reference queue", referenceQueue);
 
 // ---------------------------------------------------------------------------
