@@ -20,6 +20,7 @@ import { runDispatch } from "./dispatch.ts";
 import { runPayloadSection } from "./payloads.ts";
 import type { BenchSection, SectionRunner } from "./section.ts";
 import { alignTable } from "./stats.ts";
+import { runThroughput } from "./throughput.ts";
 import { runTimers } from "./timers.ts";
 
 /** The sections this entry can run, by the id their table reports. */
@@ -27,6 +28,7 @@ const RUNNERS: Readonly<Record<string, SectionRunner>> = {
   timers: runTimers,
   dispatch: runDispatch,
   payloads: runPayloadSection,
+  throughput: runThroughput,
 };
 
 interface Options {
