@@ -112,6 +112,7 @@ export class Inbox {
     return Object.freeze({
       kind: "twloop.port",
       buffer: this.#q.buffer,
+      ...(this.#q.memory !== undefined ? { memory: this.#q.memory } : {}),
       slot,
       epoch: fence & ~FENCE_WRITING,
       // Counted by reserveSlot before the slot showed as reserved.

@@ -111,6 +111,7 @@ import {
   TAIL,
 } from "./queue_layout.ts";
 import { attachOnConsumerThread, type Producer } from "./producer.ts";
+import { memoryOf, WordAtomics } from "./wasm_atomics.ts";
 
 export type { QueueConfig } from "./queue_layout.ts";
 
@@ -211,6 +212,12 @@ export class QueueEntry {
 export class MpscQueue {
   /** The shared buffer; send it to workers so they can `Producer.attach`. */
   readonly buffer: SharedArrayBuffer;
+  /**
+   * The shared WebAssembly memory behind {@linkcode MpscQueue.buffer}, when
+   * the host could make one: send it (it is cloneable) to workers instead of
+   * the buffer, so their producers push with WebAssembly atomics.
+   */
+  readonly memory: WebAssembly.Memory | undefined;
   /** The sizes this queue was created with. */
   readonly config: Readonly<QueueConfig>;
   readonly #layout: Layout;
@@ -218,6 +225,8 @@ export class MpscQueue {
   lastState: DrainState = "empty";
   readonly #w: Int32Array;
   readonly #entry: QueueEntry;
+  /** Atomic calls on the buffer, through WebAssembly when it can. */
+  readonly #atomics: WordAtomics;
   #cursor = STUB;
   /**
    * A `TAIL` value loaded after the cursor was reached, or NIL: every node
@@ -244,6 +253,8 @@ export class MpscQueue {
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout) {
     this.buffer = buffer;
+    this.memory = memoryOf(buffer);
+    this.#atomics = new WordAtomics(buffer);
     this.#layout = layout;
     this.config = Object.freeze({
       producers: layout.producers,
@@ -309,11 +320,20 @@ export class MpscQueue {
     return attachOnConsumerThread(this.buffer);
   }
 
+  #load(i: number): number {
+    return this.#atomics.load(i);
+  }
+
+  #cas(i: number, expected: number, value: number): number {
+    return this.#atomics.cas(i, expected, value);
+  }
+
+  #store(i: number, value: number): void {
+    this.#atomics.store(i, value);
+  }
+
   #loadNext(node: number): number {
-    return Atomics.load(
-      this.#w,
-      this.#nodeBase + node * NODE_WORDS + N_NEXT,
-    );
+    return this.#load(this.#nodeBase + node * NODE_WORDS + N_NEXT);
   }
 
   /**
@@ -335,12 +355,12 @@ export class MpscQueue {
       // Observes the exchanges of every node up to the snapshot (the
       // producer's Atomics.exchange in Producer.#publish, and through the
       // chain of exchanges on TAIL, all those before it).
-      snap = Atomics.load(this.#w, TAIL);
-      if (snap === c) return Atomics.load(this.#w, at); // not covered
+      snap = this.#load(TAIL);
+      if (snap === c) return this.#load(at); // not covered
       this.#snap = snap;
     }
     const next = this.#w[at]; // plain: c is covered, see the module docs
-    return next !== NIL ? next : Atomics.load(this.#w, at);
+    return next !== NIL ? next : this.#load(at);
   }
 
   /**
@@ -355,7 +375,7 @@ export class MpscQueue {
       if (next === NIL) {
         // Observes the producers' exchange: TAIL past the stub means a
         // producer published without linking yet.
-        this.lastState = Atomics.load(w, TAIL) === STUB ? "empty" : "busy";
+        this.lastState = this.#load(TAIL) === STUB ? "empty" : "busy";
         return NIL;
       }
       this.#cursor = c = next;
@@ -365,7 +385,7 @@ export class MpscQueue {
       // c was TAIL at the snapshot: if it still is, take it now without
       // reading its link.
       w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
-      if (Atomics.compareExchange(w, TAIL, c, STUB) === c) {
+      if (this.#cas(TAIL, c, STUB) === c) {
         this.#cursor = STUB;
         return c;
       }
@@ -383,7 +403,7 @@ export class MpscQueue {
     // is usually stored by now, so read it once more before saying busy.
     this.#snap = NIL;
     w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
-    if (Atomics.compareExchange(w, TAIL, c, STUB) === c) {
+    if (this.#cas(TAIL, c, STUB) === c) {
       this.#cursor = STUB;
       return c;
     }
@@ -438,12 +458,12 @@ export class MpscQueue {
     for (let i = 0; i < this.#dirtyCount; i++) {
       const s = this.#dirty[i];
       const at = slotWord(s);
-      Atomics.store(w, at + C_RELEASED_BYTES, this.#relBytes[s]);
+      this.#store(at + C_RELEASED_BYTES, this.#relBytes[s]);
       // Pairs with the producer's Atomics.load in #refresh(): after it, the
       // producer may overwrite the released nodes and bytes.
-      Atomics.store(w, at + C_RELEASED_NODES, this.#relNodes[s]);
+      this.#store(at + C_RELEASED_NODES, this.#relNodes[s]);
       // A producer asleep for space wakes now, not at its timeout.
-      if (Atomics.load(w, at + C_SPACE_WAIT) !== 0) {
+      if (this.#load(at + C_SPACE_WAIT) !== 0) {
         Atomics.store(w, at + C_SPACE_WAIT, 0);
         Atomics.notify(w, at + C_SPACE_WAIT);
       }
@@ -728,7 +748,7 @@ export class MpscQueue {
    * @returns True when the cursor is the stub and `TAIL` is the stub.
    */
   isEmpty(): boolean {
-    return this.#cursor === STUB && Atomics.load(this.#w, TAIL) === STUB;
+    return this.#cursor === STUB && this.#load(TAIL) === STUB;
   }
 }
 

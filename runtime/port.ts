@@ -91,6 +91,7 @@ import {
   MSG_PORT_CLOSED,
 } from "./messages.ts";
 import { wakeArmed } from "./wake.ts";
+import { adoptMemory, WordAtomics } from "./wasm_atomics.ts";
 
 /** A structured-cloneable description of a reserved port. */
 export interface PortHandle {
@@ -98,6 +99,11 @@ export interface PortHandle {
   readonly kind: "twloop.port";
   /** The loop's queue buffer. */
   readonly buffer: SharedArrayBuffer;
+  /**
+   * The shared WebAssembly memory whose buffer is `buffer`, when the loop
+   * has one: `connect` then uses it, and posts take WebAssembly atomics.
+   */
+  readonly memory?: WebAssembly.Memory;
   /** The reserved producer slot. */
   readonly slot: number;
   /**
@@ -319,7 +325,16 @@ export function connect(handle: PortHandle): Port {
       "Cannot connect port: expected a handle from loop.port()",
     );
   }
-  const { buffer, slot, generation } = handle;
+  const { memory, slot, generation } = handle;
+  if (memory !== undefined && !(memory instanceof WebAssembly.Memory)) {
+    throw new TypeError(
+      "Cannot connect port: memory must be a WebAssembly.Memory",
+    );
+  }
+  // The memory's buffer is the same shared bytes as `handle.buffer`.
+  const buffer = memory !== undefined
+    ? adoptMemory(memory, "connect port")
+    : handle.buffer;
   const layout = readLayout(buffer, "connect port"); // names the action
   if (typeof slot !== "number" || !Number.isInteger(slot)) {
     throw new TypeError(
@@ -390,6 +405,8 @@ function sleep(ms: number): Promise<void> {
 export class Port {
   readonly #p: Producer;
   readonly #w: Int32Array;
+  /** The hot path's atomic calls (WebAssembly when it can). */
+  readonly #atomics: WordAtomics;
   readonly #fence: number;
   readonly #deaths: number;
   readonly #writer: MessageWriter;
@@ -411,6 +428,7 @@ export class Port {
   constructor(producer: Producer, deaths?: number) {
     this.#p = producer;
     this.#w = new Int32Array(producer.buffer);
+    this.#atomics = new WordAtomics(producer.buffer);
     this.#fence = slotWord(producer.slot) + P_FENCE;
     this.#deaths = deaths ??
       (Atomics.load(this.#w, this.#fence) & ~FENCE_WRITING);
@@ -438,7 +456,7 @@ export class Port {
    * @returns False when refused.
    */
   #enter(): boolean {
-    const f = Atomics.or(this.#w, this.#fence, FENCE_WRITING);
+    const f = this.#atomics.or(this.#fence, FENCE_WRITING);
     if ((f & ~FENCE_WRITING) === this.#deaths) return true;
     this.#leave();
     this.#closed = true;
@@ -447,7 +465,7 @@ export class Port {
 
   /** After writing to the slot: lowers the fence's writing bit. */
   #leave(): void {
-    Atomics.and(this.#w, this.#fence, ~FENCE_WRITING);
+    this.#atomics.and(this.#fence, ~FENCE_WRITING);
   }
 
   /**
@@ -491,7 +509,7 @@ export class Port {
    */
   #settle(data: unknown, options: PostOptions | undefined): void {
     // Pairs with the store of WAKE_CLOSING in Loop.close.
-    const nr = Atomics.load(this.#w, WAIT_NR);
+    const nr = this.#atomics.load(WAIT_NR);
     if (nr > WAKE_CLOSING) {
       wakeArmed(this.#w, nr, options?.wake !== "eager");
       return;

@@ -32,6 +32,7 @@ import {
   STUB,
   TAIL,
 } from "./queue_layout.ts";
+import { adoptMemory, type AtomicSteps, stepsFor } from "./wasm_atomics.ts";
 
 /** Push result: the producer's slot is full; nothing was queued. */
 export const PUSH_FULL = 0;
@@ -88,6 +89,10 @@ export class Producer {
    * and the link store needs no atomic call.
    */
   #onConsumerThread = false;
+  /** WebAssembly atomic steps when the buffer is a known shared memory. */
+  readonly #steps: AtomicSteps | undefined;
+  /** Byte address of node 0's link (for `#steps.publish`). */
+  readonly #links: number;
   static {
     markOnConsumerThread = (p) => {
       p.#onConsumerThread = true;
@@ -113,6 +118,8 @@ export class Producer {
     this.#firstNode = FIRST_PRODUCER_NODE + slot * layout.nodesPerProducer;
     this.#slotAt = slotWord(slot);
     this.#bytesAt = layout.bytesBase + slot * layout.bytesPerProducer;
+    this.#steps = stepsFor(buffer);
+    this.#links = (layout.nodeBase + N_NEXT) * 4;
     const w = this.#w;
     // Written by the previous owner before it freed the slot (Atomics.store
     // of P_CLAIM in detach(), observed by our compareExchange).
@@ -126,14 +133,23 @@ export class Producer {
    * Claims a free producer slot of a queue buffer, or a slot reserved for
    * this caller by {@linkcode MpscQueue.reserveSlot}.
    *
-   * @param buffer The buffer from {@linkcode MpscQueue.buffer}.
+   * @param shared The queue's {@linkcode MpscQueue.memory} (then pushes
+   *   use WebAssembly atomics, ~3x cheaper) or its
+   *   {@linkcode MpscQueue.buffer} (JS `Atomics`, unless this thread made
+   *   or already adopted the memory).
    * @param reserved A reserved slot number to claim.
    * @returns A producer bound to the calling thread.
    * @throws {TypeError} Not a queue buffer.
    * @throws {RangeError} Every producer slot is taken, or `reserved` is not
    *   a reserved slot.
    */
-  static attach(buffer: SharedArrayBuffer, reserved?: number): Producer {
+  static attach(
+    shared: SharedArrayBuffer | WebAssembly.Memory,
+    reserved?: number,
+  ): Producer {
+    const buffer = shared instanceof WebAssembly.Memory
+      ? adoptMemory(shared, "attach producer")
+      : shared;
     const layout = readLayout(buffer, "attach producer");
     const w = new Int32Array(buffer);
     if (reserved !== undefined) {
@@ -226,19 +242,36 @@ export class Producer {
     // The exchange publishes every plain write above; the consumer observes
     // it through the link below (Atomics.load in MpscQueue.#loadNext) or
     // through TAIL (Atomics.load in MpscQueue.#take).
-    const prev = Atomics.exchange(w, TAIL, last);
-    w[at + P_PUSH_PREV] = prev;
-    if (this.#onConsumerThread) {
-      // Only the consumer reads links, and it is this thread: program order
-      // makes the store visible to it. Other producers never read links,
-      // and this node is released (an atomic store) only after the read.
-      w[base + prev * NODE_WORDS + N_NEXT] = first;
+    const steps = this.#steps;
+    let prev: number;
+    if (steps !== undefined) {
+      // The same exchange, record and link store, in one WebAssembly call.
+      prev = steps.publish(
+        TAIL * 4,
+        (at + P_PUSH_PREV) * 4,
+        this.#links,
+        first,
+        last,
+      );
     } else {
-      Atomics.store(w, base + prev * NODE_WORDS + N_NEXT, first);
+      prev = Atomics.exchange(w, TAIL, last);
+      w[at + P_PUSH_PREV] = prev;
+      this.#storeLink(w, base + prev * NODE_WORDS + N_NEXT, first);
     }
     w[at + P_PUSH_NODE] = NIL;
     this.lastNode = last;
     return prev === STUB ? PUSH_WAS_EMPTY : PUSH_OK;
+  }
+
+  #storeLink(w: Int32Array, at: number, first: number): void {
+    if (this.#onConsumerThread) {
+      // Only the consumer reads links, and it is this thread: program order
+      // makes the store visible to it. Other producers never read links,
+      // and this node is released (an atomic store) only after the read.
+      w[at] = first;
+    } else {
+      Atomics.store(w, at, first);
+    }
   }
 
   #fillNode(

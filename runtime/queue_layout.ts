@@ -49,6 +49,8 @@
  * @module
  */
 
+import { PAGE_BYTES, sharedMemory } from "./wasm_atomics.ts";
+
 /** Words in one 128-byte line. */
 export const LINE_WORDS = 32;
 /** Bytes in one line. */
@@ -208,7 +210,10 @@ export interface Layout extends QueueConfig {
   nodeBase: number;
   /** Byte offset of producer slot 0's payload ring. */
   bytesBase: number;
-  /** Total buffer size in bytes. */
+  /**
+   * Total buffer size in bytes: whole WebAssembly pages (64 KiB), so the
+   * buffer can be a shared `WebAssembly.Memory` (see `wasm_atomics.ts`).
+   */
   byteLength: number;
 }
 
@@ -279,7 +284,8 @@ export function layoutFor(options: Partial<QueueConfig> = {}): Layout {
   const nodeWords = Math.ceil((nodeCount * NODE_WORDS) / LINE_WORDS) *
     LINE_WORDS;
   const bytesBase = (nodeBase + nodeWords) * 4;
-  const byteLength = bytesBase + producers * bytesPerProducer;
+  const used = bytesBase + producers * bytesPerProducer;
+  const byteLength = Math.ceil(used / PAGE_BYTES) * PAGE_BYTES;
   if (byteLength > 2 ** 31) {
     throw new RangeError(
       `Cannot create queue: ${byteLength} bytes exceeds the 2 GiB limit`,
@@ -303,7 +309,7 @@ export function layoutFor(options: Partial<QueueConfig> = {}): Layout {
  * @returns A new SharedArrayBuffer.
  */
 export function createBuffer(layout: Layout): SharedArrayBuffer {
-  const sab = new SharedArrayBuffer(layout.byteLength);
+  const sab = sharedMemory(layout.byteLength);
   const w = new Int32Array(sab);
   w[H_MAGIC] = MAGIC;
   w[H_VERSION] = LAYOUT_VERSION;

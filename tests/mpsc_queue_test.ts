@@ -881,6 +881,27 @@ function wraparound(
 }
 
 contractSuite("SAB queue", sabQueue);
+// A buffer this thread knows only as a SharedArrayBuffer (a copy of a fresh
+// queue's): consumer and producers use JS Atomics, not WebAssembly.
+contractSuite("SAB queue, JS Atomics", (config) => {
+  const fresh = MpscQueue.create(config);
+  const copy = new SharedArrayBuffer(fresh.buffer.byteLength);
+  new Uint8Array(copy).set(new Uint8Array(fresh.buffer));
+  const q = MpscQueue.resume(copy);
+  assert.equal(q.memory, undefined);
+  const layout = layoutFor(q.config);
+  return {
+    consumer: q,
+    attach: () => Producer.attach(copy),
+    midPush: (tag, a, b) => handPush(copy, layout, tag, a, b),
+    resume: () => MpscQueue.resume(copy),
+    guard: () => guardRings(copy, layout),
+    ring: (slot) => {
+      const start = layout.bytesBase + slot * layout.bytesPerProducer;
+      return [start, start + layout.bytesPerProducer];
+    },
+  };
+});
 // Every producer on the consumer's thread: links stored with plain writes.
 contractSuite("SAB queue, attachLocal producers", (config) => {
   const s = sabQueue(config);

@@ -1,0 +1,138 @@
+/**
+ * The WebAssembly atomic steps (`runtime/wasm_atomics.ts`): each step does
+ * what the JS `Atomics` call it stands for does, on the same words, checked
+ * against JS `Atomics` on a twin buffer with seeded inputs; queue buffers
+ * are shared memories that travel to producers and ports; bad memories are
+ * refused with a clear error.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { connect, Loop, MpscQueue, Producer } from "../mod.ts";
+import {
+  atomicSteps,
+  memoryOf,
+  PAGE_BYTES,
+  WordAtomics,
+} from "../runtime/wasm_atomics.ts";
+import { rng } from "./rng.ts";
+
+function sharedMemory(pages: number): WebAssembly.Memory {
+  return new WebAssembly.Memory({
+    initial: pages,
+    maximum: pages,
+    shared: true,
+  });
+}
+
+Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)", () => {
+  const seed = 0x3a7f01;
+  const random = rng(seed);
+  const memory = sharedMemory(1);
+  const steps = atomicSteps(memory);
+  const w = new Int32Array(memory.buffer);
+  const twin = new Int32Array(new SharedArrayBuffer(PAGE_BYTES));
+  const word = () => Math.floor(random() * 64);
+  const value = () => (random() * 2 ** 32) | 0;
+  for (let i = 0; i < 64; i++) w[i] = twin[i] = value();
+  for (let step = 0; step < 20_000; step++) {
+    const i = word();
+    const v = value();
+    const where = `seed 0x${seed.toString(16)}, step ${step}`;
+    switch (step % 6) {
+      case 0:
+        assert.equal(steps.load(i * 4), Atomics.load(twin, i), where);
+        break;
+      case 1:
+        steps.store(i * 4, v);
+        Atomics.store(twin, i, v);
+        break;
+      case 2: {
+        const expected = random() < 0.5 ? twin[i] : v;
+        assert.equal(
+          steps.cas(i * 4, expected, v ^ 1),
+          Atomics.compareExchange(twin, i, expected, v ^ 1),
+          where,
+        );
+        break;
+      }
+      case 3:
+        assert.equal(steps.or(i * 4, v), Atomics.or(twin, i, v), where);
+        break;
+      case 4:
+        assert.equal(steps.and(i * 4, v), Atomics.and(twin, i, v), where);
+        break;
+      case 5: {
+        // publish(tail, record, links, first, last): words 0..3 hold the
+        // tail, the record and nothing; links start at word 8, 4 words each.
+        const first = 1 + Math.floor(random() * 12);
+        const last = 1 + Math.floor(random() * 12);
+        w[0] = twin[0] = 1 + Math.floor(random() * 12);
+        const prev = Atomics.exchange(twin, 0, last);
+        twin[1] = prev;
+        Atomics.store(twin, 8 + prev * 4, first);
+        assert.equal(steps.publish(0, 4, 32, first, last), prev, where);
+        break;
+      }
+    }
+    assert.deepEqual(w.subarray(0, 64), twin.subarray(0, 64), where);
+  }
+});
+
+Deno.test("wasm steps: a queue's buffer is a shared memory that producers and ports take", () => {
+  const q = MpscQueue.create({ producers: 2, nodesPerProducer: 8 });
+  assert.ok(q.memory instanceof WebAssembly.Memory);
+  assert.equal(q.memory.buffer, q.buffer);
+  assert.equal(memoryOf(q.buffer), q.memory);
+  assert.equal(q.buffer.byteLength % PAGE_BYTES, 0);
+  assert.ok(new WordAtomics(q.buffer).steps !== undefined);
+  const p = Producer.attach(q.memory);
+  p.push(5, 1, 2);
+  const got: number[] = [];
+  q.drain(10, (e) => {
+    got.push(e.tag, e.a, e.b);
+  });
+  assert.deepEqual(got, [5, 1, 2]);
+
+  const loop = new Loop();
+  try {
+    const h = loop.port();
+    assert.ok(h.memory instanceof WebAssembly.Memory);
+    assert.equal(structuredClone(h).memory instanceof WebAssembly.Memory, true);
+    const seen: unknown[] = [];
+    loop.onMessage = (v) => seen.push(v);
+    connect(h).post(42);
+    loop.runNoWait();
+    assert.deepEqual(seen, [42]);
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("wasm steps: a handle whose memory is not a shared WebAssembly.Memory is refused", () => {
+  const loop = new Loop();
+  try {
+    const h = loop.port();
+    assert.throws(
+      () => connect({ ...h, memory: {} as WebAssembly.Memory }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        e.message ===
+          "Cannot connect port: memory must be a WebAssembly.Memory",
+    );
+    assert.throws(
+      () =>
+        connect({
+          ...h,
+          memory: new WebAssembly.Memory({ initial: 1, maximum: 1 }),
+        }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        e.message === "Cannot connect port: the memory is not shared",
+    );
+    // Nothing was claimed: the real handle still connects.
+    connect(h).post(1);
+  } finally {
+    loop.close();
+  }
+});
