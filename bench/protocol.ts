@@ -31,6 +31,8 @@ export const ITEM_TAG = 7;
 export interface QueueJob {
   /** The queue buffer to attach a producer to. */
   queue: SharedArrayBuffer;
+  /** The queue's shared memory, when it has one: attached to instead. */
+  memory?: WebAssembly.Memory;
   /** The control buffer (see the table above). */
   control: SharedArrayBuffer;
   /** Items to push: the integers 0 to count-1, in order. */

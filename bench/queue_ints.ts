@@ -142,6 +142,7 @@ export async function runQueueStream(
   const control = new SharedArrayBuffer(CONTROL_BYTES);
   const job: QueueJob = {
     queue: q.buffer,
+    memory: q.memory,
     control,
     count,
     batch,

@@ -87,8 +87,8 @@ export interface SatJob {
   count: number;
   /** Time every push call. */
   timed: boolean;
-  /** The queue buffer (queue kinds). */
-  queue?: SharedArrayBuffer;
+  /** The queue buffer (queue kinds), or twloop's shared memory. */
+  queue?: SharedArrayBuffer | WebAssembly.Memory;
   /** The port to post on (`channel`). */
   port?: MessagePort;
   /** The start word (`protocol.ts`). */
@@ -246,7 +246,13 @@ export class SatPool {
           control,
           spinBudgetMs: SAT_SPIN_MS,
         };
-        if (queue) job.queue = queue.buffer;
+        if (queue) {
+          // twloop's producers attach to the memory, to push with
+          // WebAssembly atomics; the baselines take the buffer.
+          job.queue = queue.kind === "twloop"
+            ? queue.q.memory ?? queue.buffer
+            : queue.buffer;
+        }
         if (kind === "channel") {
           const ch = new MessageChannel();
           channels.push(ch);

@@ -81,8 +81,8 @@ function pushInBatches(
 }
 
 self.onmessage = (ev: MessageEvent<QueueJob>) => {
-  const { queue, control, count, batch, spinBudgetMs } = ev.data;
-  const p = Producer.attach(queue);
+  const { queue, memory, control, count, batch, spinBudgetMs } = ev.data;
+  const p = Producer.attach(memory ?? queue);
   const w = new Int32Array(queue);
   const backoff = new Backoff(spinBudgetMs);
   self.postMessage(READY);

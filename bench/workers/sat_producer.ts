@@ -49,7 +49,7 @@ function runTwloop(job: SatJob, lat: Float64Array | undefined): SatReport {
 }
 
 function runTreiber(job: SatJob, lat: Float64Array | undefined): SatReport {
-  const p = TreiberProducer.attach(job.queue!);
+  const p = TreiberProducer.attach(job.queue as SharedArrayBuffer);
   const backoff = new Backoff(job.spinBudgetMs);
   self.postMessage(READY);
   waitForGo(job.control);
@@ -69,7 +69,7 @@ function runTreiber(job: SatJob, lat: Float64Array | undefined): SatReport {
 }
 
 function runLockRing(job: SatJob, lat: Float64Array | undefined): SatReport {
-  const p = LockRingProducer.attach(job.queue!);
+  const p = LockRingProducer.attach(job.queue as SharedArrayBuffer);
   const backoff = new Backoff(job.spinBudgetMs);
   self.postMessage(READY);
   waitForGo(job.control);
