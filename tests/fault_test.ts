@@ -421,7 +421,9 @@ Deno.test(
             ledger.returned(ZOMBIE)
           } posts returned, ${ledger.next[ZOMBIE]} delivered)`,
       );
-      assert.ok(killedAt >= TARGET);
+      // Delivery can beat the worker's count of returned posts by one: the
+      // 100th message is in the queue before its post() returns and counts.
+      assert.ok(killedAt >= TARGET - 1, `killed at ${killedAt} returned`);
       // The only port slot: the next worker gets it once the loop has
       // drained the refused worker's posts.
       const next = await ledger.spawn(loop, {
