@@ -70,6 +70,7 @@
  */
 
 import {
+  adoptMemory,
   C_DELIVERED_NODES,
   C_SPACE_WAIT,
   FENCE_WRITING,
@@ -91,7 +92,7 @@ import {
   MSG_PORT_CLOSED,
 } from "./messages.ts";
 import { wakeArmed } from "./wake.ts";
-import { adoptMemory, WordAtomics } from "./wasm_atomics.ts";
+import { WordAtomics } from "./wasm_atomics.ts";
 
 /** A structured-cloneable description of a reserved port. */
 export interface PortHandle {

@@ -8,6 +8,7 @@
  */
 
 import {
+  adoptMemory,
   alignUp,
   C_RELEASED_BYTES,
   C_RELEASED_NODES,
@@ -32,7 +33,7 @@ import {
   STUB,
   TAIL,
 } from "./queue_layout.ts";
-import { adoptMemory, type AtomicSteps, stepsFor } from "./wasm_atomics.ts";
+import { type AtomicSteps, stepsFor } from "./wasm_atomics.ts";
 
 /** Push result: the producer's slot is full; nothing was queued. */
 export const PUSH_FULL = 0;

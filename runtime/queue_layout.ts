@@ -49,7 +49,12 @@
  * @module
  */
 
-import { PAGE_BYTES, sharedMemory } from "./wasm_atomics.ts";
+import {
+  memoryOf,
+  PAGE_BYTES,
+  registerMemory,
+  sharedMemory,
+} from "./wasm_atomics.ts";
 
 /** Words in one 128-byte line. */
 export const LINE_WORDS = 32;
@@ -59,7 +64,7 @@ export const LINE_BYTES = LINE_WORDS * 4;
 /** Magic number in word 0: ASCII "twlq". */
 export const MAGIC = 0x74776c71;
 /** Bumped whenever this table changes. */
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Header word: magic number. */
 export const H_MAGIC = 0;
@@ -73,6 +78,11 @@ export const H_NODES = 3;
 export const H_BYTES = 4;
 /** Header word: {@linkcode STATE_OPEN} or {@linkcode STATE_CLOSED}. */
 export const H_STATE = 5;
+/**
+ * Header words: a random 64-bit id written at creation, so a thread that
+ * receives the queue's memory again reuses the buffer it already has.
+ */
+export const H_ID = 6;
 
 /** Queue state: accepting pushes. */
 export const STATE_OPEN = 0;
@@ -317,12 +327,60 @@ export function createBuffer(layout: Layout): SharedArrayBuffer {
   w[H_NODES] = layout.nodesPerProducer;
   w[H_BYTES] = layout.bytesPerProducer;
   w[H_STATE] = STATE_OPEN;
+  crypto.getRandomValues(w.subarray(H_ID, H_ID + 2));
+  if (memoryOf(sab) !== undefined) remember(sab);
   w[TAIL] = STUB;
   w[WAIT_NR] = WAKE_IDLE;
   w[CURSOR] = STUB;
   // These plain writes reach other threads through whatever hands them the
   // buffer (postMessage is a synchronizing operation).
   return sab;
+}
+
+/** Buffers adopted on this thread, by queue id. */
+const adopted = new Map<string, WeakRef<SharedArrayBuffer>>();
+
+/**
+ * The buffer of a queue memory received from another thread. Each clone of a
+ * memory arrives as a new object; this returns the buffer this thread got
+ * first for the same queue (by the header's id), so every producer and port
+ * of that queue on this thread shares one WebAssembly instance, which keeps
+ * V8's calls into it monomorphic (see `wasm_atomics.ts`).
+ *
+ * @param memory A shared memory from `MpscQueue.memory` or a port handle.
+ * @param action For the error message, e.g. "connect port".
+ * @returns The buffer to use.
+ * @throws {TypeError} The memory is not shared.
+ */
+export function adoptMemory(
+  memory: WebAssembly.Memory,
+  action: string,
+): SharedArrayBuffer {
+  const buffer: unknown = memory.buffer;
+  if (!(buffer instanceof SharedArrayBuffer)) {
+    throw new TypeError(`Cannot ${action}: the memory is not shared`);
+  }
+  if (buffer.byteLength < PRODUCER_TABLE * 4) return buffer; // readLayout says
+  const known = adopted.get(idOf(buffer))?.deref();
+  if (known !== undefined && memoryOf(known) !== undefined) return known;
+  registerMemory(buffer, memory);
+  remember(buffer);
+  return buffer;
+}
+
+function idOf(buffer: SharedArrayBuffer): string {
+  const w = new Int32Array(buffer, 0, H_ID + 2);
+  return `${w[H_ID]}:${w[H_ID + 1]}:${buffer.byteLength}`;
+}
+
+/** Records a queue memory's buffer as this thread's for its id. */
+function remember(buffer: SharedArrayBuffer): void {
+  if (adopted.size >= 64) {
+    for (const [k, ref] of adopted) {
+      if (ref.deref() === undefined) adopted.delete(k);
+    }
+  }
+  adopted.set(idOf(buffer), new WeakRef(buffer));
 }
 
 /**

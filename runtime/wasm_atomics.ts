@@ -228,24 +228,17 @@ export function sharedMemory(byteLength: number): SharedArrayBuffer {
 }
 
 /**
- * Remembers that `memory` backs `memory.buffer` on this thread (a memory
- * received from another thread).
+ * Remembers that `memory` backs `buffer` on this thread (a memory received
+ * from another thread; see `adoptMemory` in `queue_layout.ts`).
  *
- * @param memory A shared memory.
- * @param action For the error message, e.g. "connect port".
- * @returns Its buffer.
- * @throws {TypeError} The memory is not shared.
+ * @param buffer `memory.buffer`, already checked to be shared.
+ * @param memory The memory.
  */
-export function adoptMemory(
+export function registerMemory(
+  buffer: SharedArrayBuffer,
   memory: WebAssembly.Memory,
-  action: string,
-): SharedArrayBuffer {
-  const buffer: unknown = memory.buffer;
-  if (!(buffer instanceof SharedArrayBuffer)) {
-    throw new TypeError(`Cannot ${action}: the memory is not shared`);
-  }
+): void {
   memories.set(buffer, memory);
-  return buffer;
 }
 
 /**

@@ -109,6 +109,27 @@ Deno.test("wasm steps: a queue's buffer is a shared memory that producers and po
   }
 });
 
+Deno.test("wasm steps: every copy of a queue's memory on one thread maps to the buffer it already has", () => {
+  const q = MpscQueue.create({ producers: 3, nodesPerProducer: 8 });
+  const a = Producer.attach(structuredClone(q.memory!));
+  const b = Producer.attach(structuredClone(q.memory!));
+  assert.equal(a.buffer, q.buffer);
+  assert.equal(b.buffer, q.buffer);
+  // Another queue's memory keeps its own buffer.
+  const other = MpscQueue.create({ producers: 3, nodesPerProducer: 8 });
+  assert.equal(
+    Producer.attach(structuredClone(other.memory!)).buffer,
+    other.buffer,
+  );
+  a.push(1, 0, 0);
+  b.push(2, 0, 0);
+  const tags: number[] = [];
+  q.drain(10, (e) => {
+    tags.push(e.tag);
+  });
+  assert.deepEqual(tags, [1, 2]);
+});
+
 Deno.test("wasm steps: a handle whose memory is not a shared WebAssembly.Memory is refused", () => {
   const loop = new Loop();
   try {
