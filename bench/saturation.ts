@@ -158,10 +158,19 @@ class Tally {
 
 /**
  * Eight producer workers, spawned once and reused by every run, so their
- * push loops are compiled by the warm-up and stay optimized.
+ * push loops are compiled by the warm-up and stay optimized; and one twloop
+ * queue with a slot for each, reused by every twloop run (each run leaves it
+ * empty, its producers detached), as a program keeps its loop's queue: a
+ * new queue per run would be a new WebAssembly instance at the same call
+ * sites each time, which V8 stops inlining (see `runtime/wasm_atomics.ts`).
  */
 export class SatPool {
   readonly #workers: Worker[] = [];
+  readonly #twloop = MpscQueue.create({
+    producers: SAT_MAX_PRODUCERS,
+    nodesPerProducer: SAT_NODES,
+    bytesPerProducer: 0,
+  });
 
   /** Spawns the workers. */
   constructor() {
@@ -209,7 +218,7 @@ export class SatPool {
         allItems.resolve();
       }
     };
-    const queue = createQueue(kind, producers);
+    const queue = createQueue(kind, producers, this.#twloop);
     const channels: MessageChannel[] = [];
     const stall = setTimeout(() => {
       const e = new Error(`Cannot finish ${kind} run: stalled`);
@@ -308,15 +317,12 @@ type SatQueue =
   | { kind: "treiber"; buffer: SharedArrayBuffer; q: TreiberStack }
   | { kind: "lockRing"; buffer: SharedArrayBuffer; q: LockRing };
 
-function createQueue(kind: SatKind, producers: number): SatQueue | undefined {
-  if (kind === "twloop") {
-    const q = MpscQueue.create({
-      producers,
-      nodesPerProducer: SAT_NODES,
-      bytesPerProducer: 0,
-    });
-    return { kind, buffer: q.buffer, q };
-  }
+function createQueue(
+  kind: SatKind,
+  producers: number,
+  twloop: MpscQueue,
+): SatQueue | undefined {
+  if (kind === "twloop") return { kind, buffer: twloop.buffer, q: twloop };
   if (kind === "treiber") {
     const q = TreiberStack.create({ producers, nodesPerProducer: SAT_NODES });
     return { kind, buffer: q.buffer, q };
