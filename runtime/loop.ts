@@ -229,6 +229,8 @@ export class Loop {
   readonly #dueIdx: number[] = [];
   readonly #dueTickets: number[] = [];
   #localNext = 0;
+  /** Passes in a row that left work queued (for depth sampling). */
+  #backlogPasses = 0;
   #localQueued = 0;
   #refs = 0;
   #hostOps = 0;
@@ -891,8 +893,14 @@ export class Loop {
   #runTasks(): void {
     const q = this.#queue;
     q.drain(this.#maxEvents, this.#dispatch);
-    this.#m.depth(q.depth());
-    if (q.lastState === "busy") this.#m.busy();
+    const state = q.lastState;
+    // Depth reads every producer's line: sampled on the first pass of a
+    // backlog and every 8th pass while it lasts, not after each pass.
+    if (state !== "empty" && (this.#backlogPasses++ & 7) === 0) {
+      this.#m.depth(q.depth());
+    }
+    if (state !== "more") this.#backlogPasses = 0;
+    if (state === "busy") this.#m.busy();
   }
 
   /** Dispatches one queue entry; returns false to end the pass. */

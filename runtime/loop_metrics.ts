@@ -31,7 +31,11 @@ export interface LoopMetrics {
   readonly busy: number;
   /** Stalls the watchdog reported (see `loop_watchdog.ts`). */
   readonly stalls: number;
-  /** Largest queue depth seen after a pass (an estimate, see `MpscQueue.depth`). */
+  /**
+   * Largest queue depth seen after a pass (an estimate, see
+   * `MpscQueue.depth`), sampled after the first pass of a backlog and every
+   * 8th pass while it lasts, so it can miss up to 7 passes' growth.
+   */
   readonly peakDepth: number;
   /** Timers waiting in the heap. */
   readonly pendingTimers: number;

@@ -86,6 +86,7 @@ import {
   WAKE_SEALED,
 } from "./queue_layout.ts";
 import { Producer, PUSH_FULL } from "./mpsc_queue.ts";
+import { fencePublishes } from "./producer.ts";
 import {
   MessageWriter,
   MSG_CLOSE_REQUEST,
@@ -409,6 +410,10 @@ export class Port {
   /** The hot path's atomic calls (WebAssembly when it can). */
   readonly #atomics: WordAtomics;
   readonly #fence: number;
+  /** Publishes lower the fence themselves (WebAssembly; `fencePublishes`). */
+  readonly #fused: boolean;
+  /** The last write's publish read `WAIT_NR` (see `#waitNr`). */
+  #fencedNr = false;
   readonly #deaths: number;
   readonly #writer: MessageWriter;
   readonly #onLoopThread: boolean;
@@ -430,7 +435,9 @@ export class Port {
     this.#p = producer;
     this.#w = new Int32Array(producer.buffer);
     this.#atomics = new WordAtomics(producer.buffer);
+    this.#fused = this.#atomics.steps !== undefined;
     this.#fence = slotWord(producer.slot) + P_FENCE;
+    if (this.#fused) fencePublishes(producer, this.#fence, ~FENCE_WRITING);
     this.#deaths = deaths ??
       (Atomics.load(this.#w, this.#fence) & ~FENCE_WRITING);
     this.#writer = new MessageWriter(producer);
@@ -477,13 +484,27 @@ export class Port {
     if (!this.#enter()) {
       throw new LoopClosedError(data, "post message", "port");
     }
+    const p = this.#p;
+    p.fenceArmed = this.#fused;
     try {
       return bytes === undefined
         ? this.#writer.write(send)
         : this.#writer.writeEncoded(bytes);
     } finally {
-      this.#leave();
+      // A fenced publish lowered the fence and read WAIT_NR; otherwise
+      // (no publish, or JS Atomics) leave here, and load it in #waitNr.
+      this.#fencedNr = !p.fenceArmed && this.#fused;
+      if (!this.#fencedNr) {
+        p.fenceArmed = false;
+        this.#leave();
+      }
     }
+  }
+
+  /** `WAIT_NR` after the last successful write: read by its publish or now. */
+  #waitNr(): number {
+    // Pairs with the store of WAKE_CLOSING in Loop.close.
+    return this.#fencedNr ? this.#p.waitNr : this.#atomics.load(WAIT_NR);
   }
 
   /**
@@ -509,8 +530,7 @@ export class Port {
    * blocks for the verdict (close protocol step 3).
    */
   #settle(data: unknown, options: PostOptions | undefined): void {
-    // Pairs with the store of WAKE_CLOSING in Loop.close.
-    const nr = this.#atomics.load(WAIT_NR);
+    const nr = this.#waitNr();
     if (nr > WAKE_CLOSING) {
       wakeArmed(this.#w, nr, options?.wake !== "eager");
       return;
@@ -526,7 +546,7 @@ export class Port {
     data: unknown,
     options: PostOptions | undefined,
   ): Promise<void> {
-    const nr = Atomics.load(this.#w, WAIT_NR); // as in #settle
+    const nr = this.#waitNr(); // as in #settle
     if (nr > WAKE_CLOSING) {
       wakeArmed(this.#w, nr, options?.wake !== "eager");
       return;

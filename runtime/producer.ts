@@ -32,6 +32,7 @@ import {
   slotWord,
   STUB,
   TAIL,
+  WAIT_NR,
 } from "./queue_layout.ts";
 import { type AtomicSteps, stepsFor } from "./wasm_atomics.ts";
 
@@ -48,6 +49,21 @@ export type PushResult =
   | typeof PUSH_WAS_EMPTY;
 
 let markOnConsumerThread: (p: Producer) => void;
+let setFence: (p: Producer, word: number, mask: number) => void;
+
+/**
+ * Makes a port's producer lower the port's write fence in its publish (one
+ * WebAssembly call for the exchange, link store, fence and wake check); a
+ * publish does so only when the port armed it (`Producer.fenceArmed`) and
+ * the buffer is a known shared memory. Used by `Port`.
+ *
+ * @param p The port's producer.
+ * @param word Word index of the fence.
+ * @param mask And-ed into the fence to lower it.
+ */
+export function fencePublishes(p: Producer, word: number, mask: number): void {
+  setFence(p, word, mask);
+}
 
 /**
  * Attaches a producer for the consumer's own thread, whose link stores are
@@ -94,9 +110,24 @@ export class Producer {
   readonly #steps: AtomicSteps | undefined;
   /** Byte address of node 0's link (for `#steps.publish`). */
   readonly #links: number;
+  /** The port's fence word and its lowering mask (`fencePublishes`). */
+  #fence = -1;
+  #fenceMask = 0;
+  /**
+   * Set by a port inside its fence: the next publish lowers the fence and
+   * reads `WAIT_NR` into {@linkcode Producer.waitNr}, then clears this.
+   * Still set after a write means no publish took it (full, or failed).
+   */
+  fenceArmed = false;
+  /** `WAIT_NR` as the last fenced publish read it. */
+  waitNr = 0;
   static {
     markOnConsumerThread = (p) => {
       p.#onConsumerThread = true;
+    };
+    setFence = (p, word, mask) => {
+      p.#fence = word;
+      p.#fenceMask = mask;
     };
   }
   /**
@@ -245,6 +276,24 @@ export class Producer {
     // through TAIL (Atomics.load in MpscQueue.#take).
     const steps = this.#steps;
     let prev: number;
+    if (steps !== undefined && this.fenceArmed) {
+      // Also ends the push's record (P_PUSH_NODE = NIL) before the fence
+      // is lowered: nothing of this post is written after that.
+      this.fenceArmed = false;
+      this.waitNr = steps.publishFenced(
+        TAIL * 4,
+        (at + P_PUSH_PREV) * 4,
+        this.#links,
+        first,
+        last,
+        (at + P_PUSH_NODE) * 4,
+        this.#fence * 4,
+        this.#fenceMask,
+        WAIT_NR * 4,
+      );
+      this.lastNode = last;
+      return w[at + P_PUSH_PREV] === STUB ? PUSH_WAS_EMPTY : PUSH_OK;
+    }
     if (steps !== undefined) {
       // The same exchange, record and link store, in one WebAssembly call.
       prev = steps.publish(

@@ -327,7 +327,7 @@ export function createBuffer(layout: Layout): SharedArrayBuffer {
   w[H_NODES] = layout.nodesPerProducer;
   w[H_BYTES] = layout.bytesPerProducer;
   w[H_STATE] = STATE_OPEN;
-  crypto.getRandomValues(w.subarray(H_ID, H_ID + 2));
+  w.set(crypto.getRandomValues(new Int32Array(2)), H_ID);
   if (memoryOf(sab) !== undefined) remember(sab);
   w[TAIL] = STUB;
   w[WAIT_NR] = WAKE_IDLE;

@@ -25,6 +25,22 @@ export interface AtomicSteps {
     first: number,
     last: number,
   ): number;
+  /**
+   * `publish`, then a plain store of 0 at `node` (the repair record's end),
+   * `Atomics.and(fence, mask)` (a port leaving its write fence) and
+   * `Atomics.load(waitNr)` (the wake check), whose value it returns.
+   */
+  publishFenced(
+    tail: number,
+    record: number,
+    links: number,
+    first: number,
+    last: number,
+    node: number,
+    fence: number,
+    mask: number,
+    waitNr: number,
+  ): number;
   /** `Atomics.or(word at addr, bits)`: returns the old value. */
   or(addr: number, bits: number): number;
   /** `Atomics.and(word at addr, bits)`: returns the old value. */
@@ -45,6 +61,7 @@ const I32_CONST = 0x41;
 const I32_ADD = 0x6a;
 const I32_SHL = 0x74;
 const END = 0x0b;
+const DROP = 0x1a;
 const ATOMIC = 0xfe;
 const A_LOAD = 0x10;
 const A_STORE = 0x17;
@@ -90,54 +107,39 @@ interface Fn {
 
 const get = (i: number) => [LOCAL_GET, i];
 
+// One instruction per line group; comments give the JS equivalent.
+// deno-fmt-ignore
 const FUNCTIONS: readonly Fn[] = [
   {
     name: "publish", // (tail, record, links, first, last) -> prev
     params: 5,
-    locals: 1,
+    locals: 1, // 5: prev
     body: [
-      ...get(0),
-      ...get(4),
-      ATOMIC,
-      A_XCHG,
-      ...WORD,
-      LOCAL_SET,
-      5,
-      ...get(1),
-      ...get(5),
-      I32_STORE,
-      ...WORD,
-      ...get(2),
-      ...get(5),
-      I32_CONST,
-      4,
-      I32_SHL,
-      I32_ADD,
-      ...get(3),
-      ATOMIC,
-      A_STORE,
-      ...WORD,
+      ...get(0), ...get(4), ATOMIC, A_XCHG, ...WORD, LOCAL_SET, 5, // prev = exchange(tail, last)
+      ...get(1), ...get(5), I32_STORE, ...WORD, // record = prev (plain)
+      ...get(2), ...get(5), I32_CONST, 4, I32_SHL, I32_ADD, // links + prev * 16
+      ...get(3), ATOMIC, A_STORE, ...WORD, // atomic store of first there
       ...get(5),
     ],
   },
   {
-    name: "or",
-    params: 2,
-    locals: 0,
-    body: [...get(0), ...get(1), ATOMIC, A_OR, ...WORD],
+    // (tail, record, links, first, last, node, fence, mask, waitNr) -> nr
+    name: "publishFenced",
+    params: 9,
+    locals: 1, // 9: prev
+    body: [
+      ...get(0), ...get(4), ATOMIC, A_XCHG, ...WORD, LOCAL_SET, 9,
+      ...get(1), ...get(9), I32_STORE, ...WORD,
+      ...get(2), ...get(9), I32_CONST, 4, I32_SHL, I32_ADD,
+      ...get(3), ATOMIC, A_STORE, ...WORD,
+      ...get(5), I32_CONST, 0, I32_STORE, ...WORD, // node record = NIL (plain)
+      ...get(6), ...get(7), ATOMIC, A_AND, ...WORD, DROP, // and(fence, mask)
+      ...get(8), ATOMIC, A_LOAD, ...WORD, // load(waitNr)
+    ],
   },
-  {
-    name: "and",
-    params: 2,
-    locals: 0,
-    body: [...get(0), ...get(1), ATOMIC, A_AND, ...WORD],
-  },
-  {
-    name: "load",
-    params: 1,
-    locals: 0,
-    body: [...get(0), ATOMIC, A_LOAD, ...WORD],
-  },
+  { name: "or", params: 2, locals: 0, body: [...get(0), ...get(1), ATOMIC, A_OR, ...WORD] },
+  { name: "and", params: 2, locals: 0, body: [...get(0), ...get(1), ATOMIC, A_AND, ...WORD] },
+  { name: "load", params: 1, locals: 0, body: [...get(0), ATOMIC, A_LOAD, ...WORD] },
   {
     name: "cas",
     params: 3,
@@ -145,7 +147,7 @@ const FUNCTIONS: readonly Fn[] = [
     body: [...get(0), ...get(1), ...get(2), ATOMIC, A_CMPXCHG, ...WORD],
   },
   {
-    name: "store",
+    name: "store", // returns 0
     params: 2,
     locals: 0,
     body: [...get(0), ...get(1), ATOMIC, A_STORE, ...WORD, I32_CONST, 0],
