@@ -38,6 +38,7 @@ import { spawnWorker } from "./worker_control.ts";
 export type SatKind =
   | "twloop"
   | "treiber"
+  | "treiberWasm"
   | "lockRing"
   | "postMessage"
   | "channel";
@@ -46,6 +47,7 @@ export type SatKind =
 export const SAT_KINDS: readonly SatKind[] = [
   "twloop",
   "treiber",
+  "treiberWasm",
   "lockRing",
   "postMessage",
   "channel",
@@ -55,6 +57,7 @@ export const SAT_KINDS: readonly SatKind[] = [
 export const SAT_LABELS: Record<SatKind, string> = {
   twloop: "twloop MpscQueue",
   treiber: "Treiber + reversal",
+  treiberWasm: "Treiber, WebAssembly atomics",
   lockRing: "lock + ring",
   postMessage: "Worker postMessage",
   channel: "MessageChannel",
@@ -171,6 +174,12 @@ export class SatPool {
     nodesPerProducer: SAT_NODES,
     bytesPerProducer: 0,
   });
+  /** The same for the Treiber stack on WebAssembly atomics. */
+  readonly #treiberWasm = TreiberStack.create({
+    producers: SAT_MAX_PRODUCERS,
+    nodesPerProducer: SAT_NODES,
+    wasm: true,
+  });
 
   /** Spawns the workers. */
   constructor() {
@@ -218,7 +227,7 @@ export class SatPool {
         allItems.resolve();
       }
     };
-    const queue = createQueue(kind, producers, this.#twloop);
+    const queue = createQueue(kind, producers, this.#twloop, this.#treiberWasm);
     const channels: MessageChannel[] = [];
     const stall = setTimeout(() => {
       const e = new Error(`Cannot finish ${kind} run: stalled`);
@@ -258,7 +267,7 @@ export class SatPool {
         if (queue) {
           // twloop's producers attach to the memory, to push with
           // WebAssembly atomics; the baselines take the buffer.
-          job.queue = queue.kind === "twloop"
+          job.queue = queue.kind === "twloop" || queue.kind === "treiberWasm"
             ? queue.q.memory ?? queue.buffer
             : queue.buffer;
         }
@@ -315,14 +324,19 @@ export class SatPool {
 type SatQueue =
   | { kind: "twloop"; buffer: SharedArrayBuffer; q: MpscQueue }
   | { kind: "treiber"; buffer: SharedArrayBuffer; q: TreiberStack }
+  | { kind: "treiberWasm"; buffer: SharedArrayBuffer; q: TreiberStack }
   | { kind: "lockRing"; buffer: SharedArrayBuffer; q: LockRing };
 
 function createQueue(
   kind: SatKind,
   producers: number,
   twloop: MpscQueue,
+  treiberWasm: TreiberStack,
 ): SatQueue | undefined {
   if (kind === "twloop") return { kind, buffer: twloop.buffer, q: twloop };
+  if (kind === "treiberWasm") {
+    return { kind, buffer: treiberWasm.buffer, q: treiberWasm };
+  }
   if (kind === "treiber") {
     const q = TreiberStack.create({ producers, nodesPerProducer: SAT_NODES });
     return { kind, buffer: q.buffer, q };
@@ -360,7 +374,7 @@ function consume(sq: SatQueue, t: Tally, total: number): number {
         stalled();
       }
     }
-  } else if (sq.kind === "treiber") {
+  } else if (sq.kind === "treiber" || sq.kind === "treiberWasm") {
     const q = sq.q;
     const fn = (e: TreiberEntry) => t.take(e.a, e.b);
     for (;;) {

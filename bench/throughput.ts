@@ -121,7 +121,9 @@ function rowsOf(cells: ThroughputCell[]): string[][] {
       return `${mps(x.median)} (${mps(x.min)}–${mps(x.max)})`;
     }),
   ]);
-  for (const base of ["treiber", "lockRing", "postMessage"] as const) {
+  for (
+    const base of ["treiber", "treiberWasm", "lockRing", "postMessage"] as const
+  ) {
     rows.push([
       `twloop ÷ ${SAT_LABELS[base]}`,
       ...PRODUCER_COUNTS.map((p) =>
@@ -138,6 +140,7 @@ function rowsOf(cells: ThroughputCell[]): string[][] {
 const COLORS: Record<SatKind, string> = {
   twloop: "#1f77b4",
   treiber: "#d62728",
+  treiberWasm: "#ff9896",
   lockRing: "#2ca02c",
   postMessage: "#ff7f0e",
   channel: "#9467bd",

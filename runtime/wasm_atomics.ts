@@ -41,6 +41,8 @@ export interface AtomicSteps {
     mask: number,
     waitNr: number,
   ): number;
+  /** `Atomics.exchange(word at addr, value)`: returns the old value. */
+  xchg(addr: number, value: number): number;
   /** `Atomics.or(word at addr, bits)`: returns the old value. */
   or(addr: number, bits: number): number;
   /** `Atomics.and(word at addr, bits)`: returns the old value. */
@@ -137,6 +139,7 @@ const FUNCTIONS: readonly Fn[] = [
       ...get(8), ATOMIC, A_LOAD, ...WORD, // load(waitNr)
     ],
   },
+  { name: "xchg", params: 2, locals: 0, body: [...get(0), ...get(1), ATOMIC, A_XCHG, ...WORD] },
   { name: "or", params: 2, locals: 0, body: [...get(0), ...get(1), ATOMIC, A_OR, ...WORD] },
   { name: "and", params: 2, locals: 0, body: [...get(0), ...get(1), ATOMIC, A_AND, ...WORD] },
   { name: "load", params: 1, locals: 0, body: [...get(0), ATOMIC, A_LOAD, ...WORD] },
@@ -344,6 +347,18 @@ export class WordAtomics {
     return s !== undefined
       ? s.cas(i * 4, expected, value)
       : Atomics.compareExchange(this.w, i, expected, value);
+  }
+
+  /**
+   * @param i Word index.
+   * @param value Stored.
+   * @returns The old value (`Atomics.exchange`).
+   */
+  exchange(i: number, value: number): number {
+    const s = this.steps;
+    return s !== undefined
+      ? s.xchg(i * 4, value)
+      : Atomics.exchange(this.w, i, value);
   }
 
   /**

@@ -46,7 +46,7 @@ interface Subject {
 /** `capacity`: items per producer (twloop, Treiber) or in all (ring). */
 type Make = (producers: number, capacity: number) => Subject;
 
-const SUBJECTS: Record<BurstKind, Make> = {
+const SUBJECTS: Record<BurstKind | "treiberWasm", Make> = {
   twloop: (producers, capacity) => {
     const q = MpscQueue.create({
       producers,
@@ -90,6 +90,23 @@ const SUBJECTS: Record<BurstKind, Make> = {
       },
     };
   },
+  treiberWasm: (producers, capacity) => {
+    // The saturation bench's same-footing row: WebAssembly atomic calls.
+    const q = TreiberStack.create({
+      producers,
+      nodesPerProducer: capacity,
+      wasm: true,
+    });
+    assert.ok(q.memory instanceof WebAssembly.Memory);
+    return {
+      buffer: q.buffer,
+      drain: (limit, fn) => q.drain(limit, fn),
+      attach: () => {
+        const p = TreiberProducer.attach(structuredClone(q.memory!));
+        return { push: (a, b) => p.push(1, a, b) };
+      },
+    };
+  },
   lockRing: (producers, capacity) => {
     // One shared ring: the same total room, rounded up to a power of two.
     const q = LockRing.create(2 ** Math.ceil(Math.log2(capacity * producers)));
@@ -104,7 +121,9 @@ const SUBJECTS: Record<BurstKind, Make> = {
   },
 };
 
-const KINDS = Object.keys(SUBJECTS) as BurstKind[];
+const KINDS = Object.keys(SUBJECTS) as (keyof typeof SUBJECTS)[];
+/** Kinds the two-worker case covers (its worker attaches by kind). */
+const WORKER_KINDS = KINDS.filter((k) => k !== "treiberWasm") as BurstKind[];
 
 /** Drains up to `limit` items into a list of `[a, b]` pairs. */
 function take(q: Subject, limit = Infinity): number[][] {
@@ -249,7 +268,7 @@ function next(worker: Worker, ms: number): Promise<unknown> {
 Deno.test("two producer workers at once: every queue keeps each producer's order and count", async () => {
   const workers = Array.from({ length: WORKERS }, spawn);
   try {
-    for (const kind of KINDS) {
+    for (const kind of WORKER_KINDS) {
       const q = SUBJECTS[kind](WORKERS, 256);
       const start = new SharedArrayBuffer(4);
       const ready = workers.map((w) => next(w, 30_000));

@@ -39,7 +39,7 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
     const i = word();
     const v = value();
     const where = `seed 0x${seed.toString(16)}, step ${step}`;
-    switch (step % 6) {
+    switch (step % 7) {
       case 0:
         assert.equal(steps.load(i * 4), Atomics.load(twin, i), where);
         break;
@@ -61,6 +61,9 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
         break;
       case 4:
         assert.equal(steps.and(i * 4, v), Atomics.and(twin, i, v), where);
+        break;
+      case 6:
+        assert.equal(steps.xchg(i * 4, v), Atomics.exchange(twin, i, v), where);
         break;
       case 5: {
         // publish(tail, record, links, first, last): words 0..3 hold the

@@ -106,6 +106,12 @@ import {
   TAIL,
 } from "../../runtime/queue_layout.ts";
 import {
+  memoryOf,
+  registerMemory,
+  sharedMemory,
+  WordAtomics,
+} from "../../runtime/wasm_atomics.ts";
+import {
   PUSH_FULL,
   PUSH_OK,
   PUSH_WAS_EMPTY,
@@ -123,6 +129,12 @@ export interface TreiberConfig {
   producers: number;
   /** Nodes per producer slot, a power of two. */
   nodesPerProducer: number;
+  /**
+   * Put the stack in a shared WebAssembly memory and make its atomic calls
+   * through twloop's WebAssembly steps (`runtime/wasm_atomics.ts`), to
+   * compare the two algorithms on the same footing. Default: JS `Atomics`.
+   */
+  wasm?: boolean;
 }
 
 /** One item, as a view the consumer refills for each item. */
@@ -156,6 +168,10 @@ function readHeader(buffer: SharedArrayBuffer): Layout {
 export class TreiberStack {
   /** The shared buffer; producers attach to it. */
   readonly buffer: SharedArrayBuffer;
+  /** Its shared memory, with `wasm: true`: send this to producers. */
+  readonly memory: WebAssembly.Memory | undefined;
+  /** WebAssembly atomic calls, with `wasm: true`. */
+  readonly #a: WordAtomics | undefined;
   /** Detaches that found work (metric). */
   detaches = 0;
   readonly #w: Int32Array;
@@ -172,7 +188,13 @@ export class TreiberStack {
 
   private constructor(config: TreiberConfig) {
     this.#layout = layoutOf(config);
-    this.buffer = new SharedArrayBuffer(this.#layout.byteLength);
+    this.buffer = config.wasm
+      ? sharedMemory(this.#layout.byteLength)
+      : new SharedArrayBuffer(this.#layout.byteLength);
+    this.memory = memoryOf(this.buffer);
+    this.#a = this.memory !== undefined
+      ? new WordAtomics(this.buffer)
+      : undefined;
     const w = this.#w = new Int32Array(this.buffer);
     w[H_PRODUCERS] = this.#layout.producers;
     w[H_NODES] = this.#layout.nodesPerProducer;
@@ -256,7 +278,9 @@ export class TreiberStack {
     for (let i = 0; i < this.#dirtyCount; i++) {
       const s = this.#dirty[i];
       // Pairs with the producer's Atomics.load in TreiberProducer.#refresh.
-      Atomics.store(w, slotWord(s) + C_RELEASED_NODES, this.#released[s]);
+      const at = slotWord(s) + C_RELEASED_NODES;
+      if (this.#a !== undefined) this.#a.store(at, this.#released[s]);
+      else Atomics.store(w, at, this.#released[s]);
       this.#isDirty[s] = 0;
     }
     this.#dirtyCount = 0;
@@ -278,7 +302,10 @@ export class TreiberStack {
       let n = this.#runRetry(limit, fn);
       if (this.#retry !== NIL || n >= limit || this.#stopped) return n;
       // Observes every producer's compare-and-swap (see the header).
-      const top = Atomics.exchange(this.#w, HEAD, NIL);
+      const a = this.#a;
+      const top = a !== undefined
+        ? a.exchange(HEAD, NIL)
+        : Atomics.exchange(this.#w, HEAD, NIL);
       if (top === NIL) return n;
       this.detaches++;
       this.#retry = this.#reverse(top);
@@ -304,9 +331,12 @@ export class TreiberStack {
 export class TreiberProducer {
   /** The slot this producer owns. */
   readonly slot: number;
+  /** The buffer it pushes into. */
+  readonly buffer: SharedArrayBuffer;
   /** Compare-and-swaps that lost to another producer (metric). */
   casRetries = 0;
   readonly #w: Int32Array;
+  readonly #a: WordAtomics | undefined;
   readonly #layout: Layout;
   readonly #firstNode: number;
   readonly #releasedAt: number;
@@ -315,7 +345,11 @@ export class TreiberProducer {
 
   private constructor(buffer: SharedArrayBuffer, layout: Layout, slot: number) {
     this.slot = slot;
+    this.buffer = buffer;
     this.#w = new Int32Array(buffer);
+    this.#a = memoryOf(buffer) !== undefined
+      ? new WordAtomics(buffer)
+      : undefined;
     this.#layout = layout;
     this.#firstNode = FIRST_PRODUCER_NODE + slot * layout.nodesPerProducer;
     this.#releasedAt = slotWord(slot) + C_RELEASED_NODES;
@@ -326,12 +360,22 @@ export class TreiberProducer {
   /**
    * Claims a free producer slot.
    *
-   * @param buffer From {@linkcode TreiberStack.buffer}.
+   * @param shared {@linkcode TreiberStack.buffer}, or its `memory` (then
+   *   the producer's atomic calls go through WebAssembly).
    * @returns A producer for the calling thread.
    * @throws {TypeError} Not a baseline buffer.
    * @throws {RangeError} Every slot is taken.
    */
-  static attach(buffer: SharedArrayBuffer): TreiberProducer {
+  static attach(
+    shared: SharedArrayBuffer | WebAssembly.Memory,
+  ): TreiberProducer {
+    let buffer: SharedArrayBuffer;
+    if (shared instanceof WebAssembly.Memory) {
+      buffer = shared.buffer as unknown as SharedArrayBuffer;
+      registerMemory(buffer, shared);
+    } else {
+      buffer = shared;
+    }
     const layout = readHeader(buffer);
     const w = new Int32Array(buffer);
     for (let s = 0; s < layout.producers; s++) {
@@ -345,6 +389,14 @@ export class TreiberProducer {
     throw new RangeError(
       `Cannot attach producer: all ${layout.producers} producer slots are taken`,
     );
+  }
+
+  /**
+   * Frees the slot for another producer. Call with nothing of it queued
+   * (the next owner starts from the consumer's release count).
+   */
+  detach(): void {
+    Atomics.store(this.#w, slotWord(this.slot) + P_CLAIM, SLOT_FREE);
   }
 
   /** Re-reads the consumer's release counter when the cache says full. */
@@ -375,12 +427,15 @@ export class TreiberProducer {
     w[at + N_META] = tag * 2;
     w[at + N_A] = a;
     w[at + N_B] = b;
-    let head = Atomics.load(w, HEAD);
+    const wa = this.#a;
+    let head = wa !== undefined ? wa.load(HEAD) : Atomics.load(w, HEAD);
     for (;;) {
       w[at + N_NEXT] = head; // plain: the node is still private
       // Publishes the node and its plain writes (see the header); observed
       // by the consumer's Atomics.exchange in TreiberStack.drain.
-      const seen = Atomics.compareExchange(w, HEAD, head, node);
+      const seen = wa !== undefined
+        ? wa.cas(HEAD, head, node)
+        : Atomics.compareExchange(w, HEAD, head, node);
       if (seen === head) break;
       head = seen;
       this.casRetries++;

@@ -48,8 +48,24 @@ function runTwloop(job: SatJob, lat: Float64Array | undefined): SatReport {
   return report(job, backoff, 0, 0, lat);
 }
 
+/**
+ * The WebAssembly Treiber stack's buffer as this worker first received it:
+ * the pool reuses one stack, and each job's clone of its memory is a new
+ * object; attaching through the first keeps one instance behind the calls.
+ */
+let treiberWasm: SharedArrayBuffer | undefined;
+
 function runTreiber(job: SatJob, lat: Float64Array | undefined): SatReport {
-  const p = TreiberProducer.attach(job.queue as SharedArrayBuffer);
+  let shared = job.queue!;
+  if (job.kind === "treiberWasm") {
+    if (treiberWasm === undefined) {
+      const p = TreiberProducer.attach(shared);
+      treiberWasm = p.buffer;
+      p.detach();
+    }
+    shared = treiberWasm;
+  }
+  const p = TreiberProducer.attach(shared);
   const backoff = new Backoff(job.spinBudgetMs);
   self.postMessage(READY);
   waitForGo(job.control);
@@ -65,6 +81,7 @@ function runTreiber(job: SatJob, lat: Float64Array | undefined): SatReport {
     }
     backoff.reset();
   }
+  p.detach();
   return report(job, backoff, p.casRetries, 0, lat);
 }
 
@@ -137,6 +154,7 @@ function report(
 const RUNNERS = {
   twloop: runTwloop,
   treiber: runTreiber,
+  treiberWasm: runTreiber,
   lockRing: runLockRing,
   postMessage: runPost,
   channel: runChannel,
