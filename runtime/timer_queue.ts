@@ -1,0 +1,308 @@
+/**
+ * The loop's timer store and deadline order ({@linkcode TimerQueue}).
+ *
+ * ## Storage: a slab of ids
+ *
+ * A timer is an id indexing typed arrays: deadline, creation sequence and
+ * interval (float64), list links, list, ticket, generation and state flags
+ * (int32), and its callback in one JS array. No per-timer object lives
+ * here, and the `Timer` handle given to the caller is not referenced from
+ * here either: a dropped handle dies young. The object-per-timer layout
+ * this replaced spent ~45% of a 10^6-timer run in the garbage collector
+ * (`bench/timers.ts`, `--trace-gc`), copying timers that had to survive.
+ *
+ * Freed ids are reused, last freed first; every free bumps the id's
+ * generation, so a stale handle (id, generation) cannot reach the timer
+ * that reuses its id (int32: it would take 2^32 reuses of one id while a
+ * handle sleeps). The arrays double when full and never shrink: memory is
+ * bounded by the peak number of live timers.
+ *
+ * ## Order: one FIFO list per delay, a heap of lists
+ *
+ * As in Node's timer lists, timers are chained in lists keyed by their
+ * delay. Set with the same delay from a clock that never goes back, they
+ * come due in the order they were set, so an append keeps its list in
+ * (deadline, creation) order with no sorting. A binary min-heap orders the
+ * lists by their first timer. A timer that would come before its list's
+ * last one (set with the pass's time after a `refresh()` read the clock, a
+ * repeating timer rescheduled) starts a new list instead, which then takes
+ * that key's appends; the old list drains on its own.
+ *
+ * Costs: insert O(1), plus O(log L) for a new list among L lists; cancel
+ * O(1), plus O(log L) when it was a list's first timer; taking the
+ * earliest O(log L). With n distinct delays this is a heap of n timers,
+ * O(log n).
+ *
+ * @module
+ */
+
+/** `flags` state: the id is on the free stack. */
+const FREE = 3;
+/** `flags` bits holding `TIMER_PENDING`, `TIMER_QUEUED`, `TIMER_DONE`, `FREE`. */
+export const STATE_MASK = 3;
+/** `flags` bit: the timer keeps `run()` alive. */
+export const REFED = 4;
+/** No timer / no list. */
+const NIL = -1;
+
+/** Ids, timer state and the lists of pending timers. */
+export class TimerQueue {
+  /** When each timer is next due, in the loop clock's ms. */
+  deadline = new Float64Array(0);
+  /** Creation order; breaks deadline ties. */
+  seq = new Float64Array(0);
+  /** Repeat period in ms, or 0 for a one-shot timer. */
+  interval = new Float64Array(0);
+  /** State (`STATE_MASK`) and `REFED`. */
+  flags = new Int32Array(0);
+  /** Names the run-queue entry that may fire it (see `LoopTimers.fire`). */
+  ticket = new Int32Array(0);
+  /** Bumped on every free: tells a stale handle from the id's new timer. */
+  gen = new Int32Array(0);
+  /** The callbacks, undefined for free ids. */
+  readonly callbacks: ((() => void) | undefined)[] = [];
+  #next = new Int32Array(0);
+  #prev = new Int32Array(0);
+  #list = new Int32Array(0);
+  #free = new Int32Array(0);
+  #freeCount = 0;
+  /** Ids handed out at least once: 0..#used-1. */
+  #used = 0;
+  #size = 0;
+
+  // Lists: the same slab scheme, indexed by list id.
+  #head = new Int32Array(0);
+  #tail = new Int32Array(0);
+  /** Position of the list in `#heap`. */
+  #pos = new Int32Array(0);
+  #key = new Float64Array(0);
+  #listFree = new Int32Array(0);
+  #listFreeCount = 0;
+  #listUsed = 0;
+  /** The list that takes appends for a key. */
+  readonly #byKey = new Map<number, number>();
+  /** Min-heap of list ids by their first timer. */
+  #heap = new Int32Array(0);
+  #heapSize = 0;
+
+  /** @returns Number of timers waiting in lists. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * Takes a free id. Its fields are stale: the caller sets them all.
+   *
+   * @returns The id.
+   */
+  alloc(): number {
+    if (this.#freeCount > 0) return this.#free[--this.#freeCount];
+    if (this.#used === this.flags.length) this.#grow();
+    return this.#used++;
+  }
+
+  /** @param id A live id, not in a list; its generation moves on. */
+  free(id: number): void {
+    this.flags[id] = FREE;
+    this.gen[id] = (this.gen[id] + 1) | 0;
+    this.callbacks[id] = undefined;
+    this.#free[this.#freeCount++] = id;
+  }
+
+  /**
+   * Frees every live id (the loop is closing).
+   */
+  clear(): void {
+    for (let id = 0; id < this.#used; id++) {
+      if ((this.flags[id] & STATE_MASK) !== FREE) this.free(id);
+    }
+    this.#byKey.clear();
+    this.#heapSize = 0;
+    this.#listUsed = 0;
+    this.#listFreeCount = 0;
+    this.#size = 0;
+  }
+
+  /**
+   * Appends a pending timer to the list of `key`, or starts a new list.
+   *
+   * @param id A timer with deadline and seq set, not in a list.
+   * @param key The list key: its delay, or its interval when rescheduled.
+   */
+  insert(id: number, key: number): void {
+    this.#size++;
+    const l = this.#byKey.get(key);
+    if (l !== undefined) {
+      const tail = this.#tail[l];
+      if (!this.#before(id, tail)) {
+        this.#next[tail] = id;
+        this.#prev[id] = tail;
+        this.#next[id] = NIL;
+        this.#list[id] = l;
+        this.#tail[l] = id;
+        return;
+      }
+    }
+    this.#byKey.set(key, this.#newList(id, key));
+  }
+
+  /** @param id A timer in a list (pending). */
+  remove(id: number): void {
+    this.#size--;
+    const l = this.#list[id];
+    const p = this.#prev[id];
+    const n = this.#next[id];
+    if (n === NIL) this.#tail[l] = p;
+    else this.#prev[n] = p;
+    if (p !== NIL) {
+      this.#next[p] = n;
+    } else if (n === NIL) {
+      this.#dropList(l);
+    } else {
+      this.#head[l] = n; // a later first timer: the list moves down
+      this.#down(this.#pos[l]);
+    }
+  }
+
+  /**
+   * Takes the pending timers due at `now`, earliest first, at most `room`.
+   *
+   * @param now Timers with `deadline <= now` are due.
+   * @param room Most timers to take.
+   * @param out Receives their ids from index 0.
+   * @returns How many were taken.
+   */
+  takeDue(now: number, room: number, out: Int32Array): number {
+    const deadline = this.deadline;
+    let k = 0;
+    while (k < room && this.#heapSize > 0) {
+      const l = this.#heap[0];
+      const id = this.#head[l];
+      if (deadline[id] > now) break;
+      const n = this.#next[id];
+      if (n === NIL) {
+        this.#dropList(l);
+      } else {
+        this.#head[l] = n;
+        this.#prev[n] = NIL;
+        this.#down(0);
+      }
+      out[k++] = id;
+    }
+    this.#size -= k;
+    return k;
+  }
+
+  /** @returns The earliest pending deadline, or Infinity. */
+  nextDeadline(): number {
+    return this.#heapSize === 0
+      ? Infinity
+      : this.deadline[this.#head[this.#heap[0]]];
+  }
+
+  #before(a: number, b: number): boolean {
+    const da = this.deadline[a];
+    const db = this.deadline[b];
+    return da < db || (da === db && this.seq[a] < this.seq[b]);
+  }
+
+  #newList(id: number, key: number): number {
+    let l: number;
+    if (this.#listFreeCount > 0) {
+      l = this.#listFree[--this.#listFreeCount];
+    } else {
+      if (this.#listUsed === this.#head.length) this.#growLists();
+      l = this.#listUsed++;
+    }
+    this.#head[l] = this.#tail[l] = id;
+    this.#key[l] = key;
+    this.#prev[id] = this.#next[id] = NIL;
+    this.#list[id] = l;
+    const i = this.#heapSize++;
+    this.#heap[i] = l;
+    this.#pos[l] = i;
+    this.#up(i);
+    return l;
+  }
+
+  /** Removes an emptied list from the heap and the key map. */
+  #dropList(l: number): void {
+    const key = this.#key[l];
+    if (this.#byKey.get(key) === l) this.#byKey.delete(key);
+    this.#listFree[this.#listFreeCount++] = l;
+    const i = this.#pos[l];
+    const last = this.#heap[--this.#heapSize];
+    if (i === this.#heapSize) return;
+    this.#heap[i] = last;
+    this.#pos[last] = i;
+    this.#down(i);
+    this.#up(this.#pos[last]);
+  }
+
+  /** Whether list a's first timer is due before list b's. */
+  #first(a: number, b: number): boolean {
+    return this.#before(this.#head[a], this.#head[b]);
+  }
+
+  #up(i: number): void {
+    const h = this.#heap;
+    const l = h[i];
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.#first(l, h[p])) break;
+      h[i] = h[p];
+      this.#pos[h[i]] = i;
+      i = p;
+    }
+    h[i] = l;
+    this.#pos[l] = i;
+  }
+
+  #down(i: number): void {
+    const h = this.#heap;
+    const n = this.#heapSize;
+    const l = h[i];
+    for (;;) {
+      let c = 2 * i + 1;
+      if (c >= n) break;
+      if (c + 1 < n && this.#first(h[c + 1], h[c])) c++;
+      if (!this.#first(h[c], l)) break;
+      h[i] = h[c];
+      this.#pos[h[i]] = i;
+      i = c;
+    }
+    h[i] = l;
+    this.#pos[l] = i;
+  }
+
+  #grow(): void {
+    const n = Math.max(64, this.flags.length * 2);
+    this.deadline = grown(this.deadline, new Float64Array(n));
+    this.seq = grown(this.seq, new Float64Array(n));
+    this.interval = grown(this.interval, new Float64Array(n));
+    this.flags = grown(this.flags, new Int32Array(n));
+    this.ticket = grown(this.ticket, new Int32Array(n));
+    this.gen = grown(this.gen, new Int32Array(n));
+    this.#next = grown(this.#next, new Int32Array(n));
+    this.#prev = grown(this.#prev, new Int32Array(n));
+    this.#list = grown(this.#list, new Int32Array(n));
+    this.#free = grown(this.#free, new Int32Array(n));
+    while (this.callbacks.length < n) this.callbacks.push(undefined);
+  }
+
+  #growLists(): void {
+    const n = Math.max(16, this.#head.length * 2);
+    this.#head = grown(this.#head, new Int32Array(n));
+    this.#tail = grown(this.#tail, new Int32Array(n));
+    this.#pos = grown(this.#pos, new Int32Array(n));
+    this.#key = grown(this.#key, new Float64Array(n));
+    this.#listFree = grown(this.#listFree, new Int32Array(n));
+    this.#heap = grown(this.#heap, new Int32Array(n));
+  }
+}
+
+/** `to` with `from` copied to its start. */
+function grown<T extends Int32Array | Float64Array>(from: T, to: T): T {
+  to.set(from);
+  return to;
+}
