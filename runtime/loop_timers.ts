@@ -15,7 +15,14 @@
  */
 
 import type { Clock } from "./clock.ts";
-import { REFED, STATE_MASK, TimerQueue } from "./timer_queue.ts";
+import {
+  GEN_BITS,
+  GEN_SHIFT,
+  REFED,
+  REPEAT,
+  STATE_MASK,
+  TimerQueue,
+} from "./timer_queue.ts";
 import {
   checkDelay,
   Timer,
@@ -31,7 +38,6 @@ export class LoopTimers implements TimerHost {
   readonly #changed: () => void;
   readonly #q = new TimerQueue();
   #seq = 0;
-  #ticket = 0;
   #refed = 0;
   #closed = false;
   /**
@@ -79,7 +85,7 @@ export class LoopTimers implements TimerHost {
       ? 0
       : checkDelay("set timer", "interval", interval, false);
     const id = this.#add(callback, this.#time() + delay, delay, every, REFED);
-    return new Timer(this, id, this.#q.gen[id], callback, delay, every);
+    return new Timer(this, id, this.timerGen(id), callback, delay, every);
   }
 
   /** A new pending timer; returns its id. */
@@ -94,18 +100,18 @@ export class LoopTimers implements TimerHost {
     const id = q.alloc(); // may grow the arrays: read them after
     q.deadline[id] = deadline;
     q.seq[id] = this.#seq++;
-    q.interval[id] = interval;
-    q.flags[id] = TIMER_PENDING | refed;
+    q.flags[id] = (q.flags[id] & GEN_BITS) | TIMER_PENDING | refed;
+    if (interval > 0) q.setInterval(id, interval);
     q.callbacks[id] = callback;
     q.insert(id, delay);
     if (refed !== 0) this.#refed++;
     return id;
   }
 
-  /** The timer's state bits when (id, gen) names a live timer, else -1. */
+  /** The timer's state word when (id, gen) names a live timer, else -1. */
   #live(id: number, gen: number): number {
-    const q = this.#q;
-    return q.gen[id] === gen ? q.flags[id] : -1;
+    const f = this.#q.flags[id];
+    return f >>> GEN_SHIFT === gen ? f : -1;
   }
 
   /** {@inheritDoc TimerHost.timerState} */
@@ -126,7 +132,7 @@ export class LoopTimers implements TimerHost {
 
   /** {@inheritDoc TimerHost.timerGen} */
   timerGen(id: number): number {
-    return this.#q.gen[id];
+    return this.#q.flags[id] >>> GEN_SHIFT;
   }
 
   /** {@inheritDoc TimerHost.cancelTimer} */
@@ -154,7 +160,8 @@ export class LoopTimers implements TimerHost {
       if (state === TIMER_DONE && refed) this.#refed++;
       q.deadline[id] = now + t.delay;
       q.seq[id] = this.#seq++;
-      q.flags[id] = TIMER_PENDING | (refed ? REFED : 0);
+      q.flags[id] = (f & ~(STATE_MASK | REFED)) | TIMER_PENDING |
+        (refed ? REFED : 0);
       q.insert(id, t.delay);
     }
     this.#changed();
@@ -178,8 +185,10 @@ export class LoopTimers implements TimerHost {
 
   /**
    * Takes every timer due at `now`, at most `room`, in (deadline, creation)
-   * order, marking each queued with a new ticket, which its run-queue entry
-   * must carry to `fire`. All are collected before any runs.
+   * order, marking each queued. Its run-queue entry carries the low 32
+   * bits of its `seq` as a ticket for `fire`: a `refresh()` renews `seq`,
+   * a free hands the id to a timer with a new one. All are collected
+   * before any runs.
    *
    * @param now The pass's time.
    * @param room Most timers to take.
@@ -196,14 +205,12 @@ export class LoopTimers implements TimerHost {
     const q = this.#q;
     const n = q.takeDue(now, room, ids);
     const flags = q.flags;
-    const ticket = q.ticket;
-    let t = this.#ticket;
+    const seq = q.seq;
     for (let k = 0; k < n; k++) {
       const id = ids[k];
-      flags[id] = (flags[id] & REFED) | TIMER_QUEUED;
-      ticket[id] = tickets[k] = t = (t + 1) | 0;
+      flags[id] = (flags[id] & ~STATE_MASK) | TIMER_QUEUED;
+      tickets[k] = seq[id]; // int32 array: keeps the low 32 bits
     }
-    this.#ticket = t;
     return n;
   }
 
@@ -223,20 +230,20 @@ export class LoopTimers implements TimerHost {
   fire(id: number, ticket: number, now: number): (() => void) | undefined {
     const q = this.#q;
     const f = q.flags[id];
-    if ((f & STATE_MASK) !== TIMER_QUEUED || q.ticket[id] !== ticket) {
+    if ((f & STATE_MASK) !== TIMER_QUEUED || (q.seq[id] | 0) !== ticket) {
       return undefined;
     }
     if (this.#closed) return undefined;
-    const every = q.interval[id];
-    if (every > 0) {
+    if ((f & REPEAT) !== 0) {
       // Keep the phase; skip ticks already past (no drift, no burst).
+      const every = q.interval(id);
       const at = q.deadline[id];
       const behind = Math.floor((now - at) / every) + 1;
       q.deadline[id] = at + Math.max(1, behind) * every;
-      q.flags[id] = (f & REFED) | TIMER_PENDING;
+      q.flags[id] = (f & ~STATE_MASK) | TIMER_PENDING;
       q.insert(id, every);
     } else {
-      q.flags[id] = (f & REFED) | TIMER_DONE;
+      q.flags[id] = (f & ~STATE_MASK) | TIMER_DONE;
       if ((f & REFED) !== 0) this.#refed--;
     }
     return q.callbacks[id];
@@ -246,7 +253,7 @@ export class LoopTimers implements TimerHost {
    * After a fired timer's callback returned or threw: frees the id of a
    * one-shot timer that is still done. A timer the callback refreshed is
    * pending again; one it refreshed and cancelled was freed then (and its
-   * id may already hold a new timer, which is pending or has a new ticket:
+   * id may already hold a new timer, which is pending or has a new `seq`:
    * a done timer always carries the ticket it was fired with).
    *
    * @param id The timer's id.
@@ -255,7 +262,7 @@ export class LoopTimers implements TimerHost {
   settle(id: number, ticket: number): void {
     const q = this.#q;
     if (
-      (q.flags[id] & STATE_MASK) === TIMER_DONE && q.ticket[id] === ticket
+      (q.flags[id] & STATE_MASK) === TIMER_DONE && (q.seq[id] | 0) === ticket
     ) {
       q.free(id);
     }

@@ -3,19 +3,29 @@
  *
  * ## Storage: a slab of ids
  *
- * A timer is an id indexing typed arrays: deadline, creation sequence and
- * interval (float64), list links, list, ticket, generation and state flags
- * (int32), and its callback in one JS array. No per-timer object lives
- * here, and the `Timer` handle given to the caller is not referenced from
- * here either: a dropped handle dies young. The object-per-timer layout
- * this replaced spent ~45% of a 10^6-timer run in the garbage collector
- * (`bench/timers.ts`, `--trace-gc`), copying timers that had to survive.
+ * A timer is an id indexing typed arrays: deadline and creation sequence
+ * (float64), list links, its list and one state word (int32), and its
+ * callback in one JS array: 40 bytes a timer. Repeating timers keep their
+ * interval in a map. No per-timer object lives here, and the `Timer`
+ * handle given to the caller is not referenced from here either: a dropped
+ * handle dies young. The object-per-timer layout this replaced spent ~45%
+ * of a 10^6-timer run in the garbage collector (`bench/timers.ts`,
+ * `--trace-gc`), copying timers that had to survive; what is left is
+ * mostly first touches of fresh memory (page faults, ~0.6 ms per MB on
+ * these VMs), hence the few bytes per timer.
  *
- * Freed ids are reused, last freed first; every free bumps the id's
- * generation, so a stale handle (id, generation) cannot reach the timer
- * that reuses its id (int32: it would take 2^32 reuses of one id while a
- * handle sleeps). The arrays double when full and never shrink: memory is
- * bounded by the peak number of live timers.
+ * | state word bits | meaning                                          |
+ * | --------------- | ------------------------------------------------ |
+ * | 0-1             | `TIMER_PENDING`, `TIMER_QUEUED`, `TIMER_DONE`, free |
+ * | 2               | `REFED`: keeps `run()` alive                     |
+ * | 3               | `REPEAT`: has an interval                        |
+ * | 4-30            | generation, bumped on every free                 |
+ *
+ * Freed ids are reused, last freed first (the free stack is threaded
+ * through the `next` links). A stale handle (id, generation) cannot reach
+ * the timer that reuses its id: it would take 2^27 reuses of one id while
+ * the handle sleeps. The arrays double when full and never shrink: memory
+ * is bounded by the peak number of live timers.
  *
  * ## Order: one FIFO list per delay, a heap of lists
  *
@@ -36,12 +46,18 @@
  * @module
  */
 
-/** `flags` state: the id is on the free stack. */
+/** State: the id is on the free stack. */
 const FREE = 3;
-/** `flags` bits holding `TIMER_PENDING`, `TIMER_QUEUED`, `TIMER_DONE`, `FREE`. */
+/** State word bits holding the state. */
 export const STATE_MASK = 3;
-/** `flags` bit: the timer keeps `run()` alive. */
+/** State word bit: the timer keeps `run()` alive. */
 export const REFED = 4;
+/** State word bit: the timer repeats (its interval is in the map). */
+export const REPEAT = 8;
+/** The generation's place in the state word. */
+export const GEN_SHIFT = 4;
+/** The generation bits, kept by every state change but a free. */
+export const GEN_BITS = 0x7fffffff & ~((1 << GEN_SHIFT) - 1);
 /** No timer / no list. */
 const NIL = -1;
 
@@ -49,23 +65,23 @@ const NIL = -1;
 export class TimerQueue {
   /** When each timer is next due, in the loop clock's ms. */
   deadline = new Float64Array(0);
-  /** Creation order; breaks deadline ties. */
+  /**
+   * Creation order; breaks deadline ties. Renewed by `refresh()`, so its
+   * low 32 bits also name the run-queue entry that may fire a queued
+   * timer (see `LoopTimers.fire`).
+   */
   seq = new Float64Array(0);
-  /** Repeat period in ms, or 0 for a one-shot timer. */
-  interval = new Float64Array(0);
-  /** State (`STATE_MASK`) and `REFED`. */
+  /** The state word: see the table in the module docs. */
   flags = new Int32Array(0);
-  /** Names the run-queue entry that may fire it (see `LoopTimers.fire`). */
-  ticket = new Int32Array(0);
-  /** Bumped on every free: tells a stale handle from the id's new timer. */
-  gen = new Int32Array(0);
   /** The callbacks, undefined for free ids. */
   readonly callbacks: ((() => void) | undefined)[] = [];
+  /** Intervals of repeating timers, by id. */
+  readonly #intervals = new Map<number, number>();
+  /** Next in its list, or next on the free stack. */
   #next = new Int32Array(0);
   #prev = new Int32Array(0);
   #list = new Int32Array(0);
-  #free = new Int32Array(0);
-  #freeCount = 0;
+  #freeTop = NIL;
   /** Ids handed out at least once: 0..#used-1. */
   #used = 0;
   #size = 0;
@@ -91,22 +107,48 @@ export class TimerQueue {
   }
 
   /**
-   * Takes a free id. Its fields are stale: the caller sets them all.
+   * Takes a free id. Its fields are stale but for the generation bits of
+   * its state word: the caller sets the rest.
    *
    * @returns The id.
    */
   alloc(): number {
-    if (this.#freeCount > 0) return this.#free[--this.#freeCount];
+    const id = this.#freeTop;
+    if (id !== NIL) {
+      this.#freeTop = this.#next[id];
+      return id;
+    }
     if (this.#used === this.flags.length) this.#grow();
     return this.#used++;
   }
 
   /** @param id A live id, not in a list; its generation moves on. */
   free(id: number): void {
-    this.flags[id] = FREE;
-    this.gen[id] = (this.gen[id] + 1) | 0;
+    const f = this.flags[id];
+    if ((f & REPEAT) !== 0) this.#intervals.delete(id);
+    this.flags[id] = ((f + (1 << GEN_SHIFT)) & GEN_BITS) | FREE;
     this.callbacks[id] = undefined;
-    this.#free[this.#freeCount++] = id;
+    this.#next[id] = this.#freeTop;
+    this.#freeTop = id;
+  }
+
+  /**
+   * @param id A live id.
+   * @returns Its interval, or 0 for a one-shot timer.
+   */
+  interval(id: number): number {
+    return (this.flags[id] & REPEAT) === 0 ? 0 : this.#intervals.get(id)!;
+  }
+
+  /**
+   * Sets the interval of a fresh id, and `REPEAT` in its state word.
+   *
+   * @param id A live id.
+   * @param every Repeat period in ms, > 0.
+   */
+  setInterval(id: number, every: number): void {
+    this.#intervals.set(id, every);
+    this.flags[id] |= REPEAT;
   }
 
   /**
@@ -279,14 +321,10 @@ export class TimerQueue {
     const n = Math.max(64, this.flags.length * 2);
     this.deadline = grown(this.deadline, new Float64Array(n));
     this.seq = grown(this.seq, new Float64Array(n));
-    this.interval = grown(this.interval, new Float64Array(n));
     this.flags = grown(this.flags, new Int32Array(n));
-    this.ticket = grown(this.ticket, new Int32Array(n));
-    this.gen = grown(this.gen, new Int32Array(n));
     this.#next = grown(this.#next, new Int32Array(n));
     this.#prev = grown(this.#prev, new Int32Array(n));
     this.#list = grown(this.#list, new Int32Array(n));
-    this.#free = grown(this.#free, new Int32Array(n));
     while (this.callbacks.length < n) this.callbacks.push(undefined);
   }
 
