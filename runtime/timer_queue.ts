@@ -24,8 +24,10 @@
  * Freed ids are reused, last freed first (the free stack is threaded
  * through the `next` links). A stale handle (id, generation) cannot reach
  * the timer that reuses its id: it would take 2^27 reuses of one id while
- * the handle sleeps. The arrays double when full and never shrink: memory
- * is bounded by the peak number of live timers.
+ * the handle sleeps. The arrays grow four times over when full (a copy
+ * touches every page again; pages not used yet cost address space, not
+ * memory) and never shrink: memory is bounded by the peak number of live
+ * timers.
  *
  * ## Order: one FIFO list per delay, a heap of lists
  *
@@ -318,7 +320,7 @@ export class TimerQueue {
   }
 
   #grow(): void {
-    const n = Math.max(64, this.flags.length * 2);
+    const n = Math.max(64, this.flags.length * 4);
     this.deadline = grown(this.deadline, new Float64Array(n));
     this.seq = grown(this.seq, new Float64Array(n));
     this.flags = grown(this.flags, new Int32Array(n));
