@@ -76,7 +76,7 @@ export class TimerQueue {
   /** The state word: see the table in the module docs. */
   flags = new Int32Array(0);
   /** The callbacks, undefined for free ids. */
-  readonly callbacks: ((() => void) | undefined)[] = [];
+  callbacks: ((() => void) | undefined)[] = [];
   /** Intervals of repeating timers, by id. */
   readonly #intervals = new Map<number, number>();
   /** Next in its list, or next on the free stack. */
@@ -327,7 +327,11 @@ export class TimerQueue {
     this.#next = grown(this.#next, new Int32Array(n));
     this.#prev = grown(this.#prev, new Int32Array(n));
     this.#list = grown(this.#list, new Int32Array(n));
-    while (this.callbacks.length < n) this.callbacks.push(undefined);
+    // One allocation per growth; push() would reallocate ~25 times on the
+    // way to 10^6, each a fresh large-object page run to fault in.
+    const callbacks = new Array<(() => void) | undefined>(n).fill(undefined);
+    for (let i = 0; i < this.#used; i++) callbacks[i] = this.callbacks[i];
+    this.callbacks = callbacks;
   }
 
   #growLists(): void {
