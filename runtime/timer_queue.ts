@@ -62,6 +62,8 @@ export const GEN_SHIFT = 4;
 export const GEN_BITS = 0x7fffffff & ~((1 << GEN_SHIFT) - 1);
 /** No timer / no list. */
 const NIL = -1;
+/** Keys 0..SMALL_KEYS-1 (whole ms) find their list without the map. */
+const SMALL_KEYS = 1024;
 
 /** Ids, timer state and the lists of pending timers. */
 export class TimerQueue {
@@ -99,6 +101,11 @@ export class TimerQueue {
   #listUsed = 0;
   /** The list that takes appends for a key. */
   readonly #byKey = new Map<number, number>();
+  /**
+   * The same for whole-ms keys below `SMALL_KEYS` (NIL: none), which most
+   * delays are: an array read instead of a map lookup per insert.
+   */
+  readonly #small = new Int32Array(SMALL_KEYS).fill(NIL);
   /** Min-heap of list ids by their first timer. */
   #heap = new Int32Array(0);
   #heapSize = 0;
@@ -161,6 +168,7 @@ export class TimerQueue {
       if ((this.flags[id] & STATE_MASK) !== FREE) this.free(id);
     }
     this.#byKey.clear();
+    this.#small.fill(NIL);
     this.#heapSize = 0;
     this.#listUsed = 0;
     this.#listFreeCount = 0;
@@ -175,8 +183,9 @@ export class TimerQueue {
    */
   insert(id: number, key: number): void {
     this.#size++;
-    const l = this.#byKey.get(key);
-    if (l !== undefined) {
+    const small = (key >>> 0) === key && key < SMALL_KEYS;
+    const l = small ? this.#small[key] : this.#byKey.get(key) ?? NIL;
+    if (l !== NIL) {
       const tail = this.#tail[l];
       if (!this.#before(id, tail)) {
         this.#next[tail] = id;
@@ -187,18 +196,21 @@ export class TimerQueue {
         return;
       }
     }
-    this.#byKey.set(key, this.#newList(id, key));
+    const list = this.#newList(id, key);
+    if (small) this.#small[key] = list;
+    else this.#byKey.set(key, list);
   }
 
   /** @param id A timer in a list (pending). */
   remove(id: number): void {
     this.#size--;
     const l = this.#list[id];
+    const first = this.#head[l] === id; // its prev link is stale then
     const p = this.#prev[id];
     const n = this.#next[id];
     if (n === NIL) this.#tail[l] = p;
     else this.#prev[n] = p;
-    if (p !== NIL) {
+    if (!first) {
       this.#next[p] = n;
     } else if (n === NIL) {
       this.#dropList(l);
@@ -227,8 +239,7 @@ export class TimerQueue {
       if (n === NIL) {
         this.#dropList(l);
       } else {
-        this.#head[l] = n;
-        this.#prev[n] = NIL;
+        this.#head[l] = n; // n's prev link goes stale: see remove()
         this.#down(0);
       }
       out[k++] = id;
@@ -272,7 +283,11 @@ export class TimerQueue {
   /** Removes an emptied list from the heap and the key map. */
   #dropList(l: number): void {
     const key = this.#key[l];
-    if (this.#byKey.get(key) === l) this.#byKey.delete(key);
+    if ((key >>> 0) === key && key < SMALL_KEYS) {
+      if (this.#small[key] === l) this.#small[key] = NIL;
+    } else if (this.#byKey.get(key) === l) {
+      this.#byKey.delete(key);
+    }
     this.#listFree[this.#listFreeCount++] = l;
     const i = this.#pos[l];
     const last = this.#heap[--this.#heapSize];
