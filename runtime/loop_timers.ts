@@ -110,8 +110,7 @@ export class LoopTimers implements TimerHost {
 
   /** The timer's state word when (id, gen) names a live timer, else -1. */
   #live(id: number, gen: number): number {
-    const f = this.#q.flags[id];
-    return f >>> GEN_SHIFT === gen ? f : -1;
+    return this.#q.live(id, gen);
   }
 
   /** {@inheritDoc TimerHost.timerState} */

@@ -26,8 +26,11 @@
  * the timer that reuses its id: it would take 2^27 reuses of one id while
  * the handle sleeps. The arrays grow four times over when full (a copy
  * touches every page again; pages not used yet cost address space, not
- * memory) and never shrink: memory is bounded by the peak number of live
- * timers.
+ * memory). They are dropped when the last live id is freed (above
+ * `SHRINK_ABOVE` ids): memory is bounded by the peak of live timers since
+ * the store was last empty. Ids handed out after that start at a
+ * generation above every one handed out before, so old handles stay
+ * stale.
  *
  * ## Order: one FIFO list per delay, a heap of lists
  *
@@ -62,6 +65,8 @@ export const GEN_SHIFT = 4;
 export const GEN_BITS = 0x7fffffff & ~((1 << GEN_SHIFT) - 1);
 /** No timer / no list. */
 const NIL = -1;
+/** A store with more ids than this is dropped once none is live. */
+const SHRINK_ABOVE = 4096;
 /** Keys 0..SMALL_KEYS-1 (whole ms) find their list without the map. */
 const SMALL_KEYS = 1024;
 
@@ -86,6 +91,12 @@ export class TimerQueue {
   #prev = new Int32Array(0);
   #list = new Int32Array(0);
   #freeTop = NIL;
+  /** Ids handed out and not freed. */
+  #live = 0;
+  /** Generation bits of ids handed out for the first time. */
+  #genBase = 0;
+  /** The highest generation bits given so far (until they wrap). */
+  #genTop = 0;
   /** Ids handed out at least once: 0..#used-1. */
   #used = 0;
   #size = 0;
@@ -122,23 +133,62 @@ export class TimerQueue {
    * @returns The id.
    */
   alloc(): number {
+    this.#live++;
     const id = this.#freeTop;
     if (id !== NIL) {
       this.#freeTop = this.#next[id];
       return id;
     }
     if (this.#used === this.flags.length) this.#grow();
+    this.flags[this.#used] = this.#genBase;
     return this.#used++;
+  }
+
+  /**
+   * @param id An id from a handle.
+   * @param gen The handle's generation.
+   * @returns The id's state word if it still has that generation, else -1.
+   */
+  live(id: number, gen: number): number {
+    if (id >= this.#used) return -1; // the store was dropped since
+    const f = this.flags[id];
+    return f >>> GEN_SHIFT === gen ? f : -1;
   }
 
   /** @param id A live id, not in a list; its generation moves on. */
   free(id: number): void {
     const f = this.flags[id];
     if ((f & REPEAT) !== 0) this.#intervals.delete(id);
-    this.flags[id] = ((f + (1 << GEN_SHIFT)) & GEN_BITS) | FREE;
+    const gen = (f + (1 << GEN_SHIFT)) & GEN_BITS;
+    if (gen > this.#genTop) this.#genTop = gen;
+    this.flags[id] = gen | FREE;
     this.callbacks[id] = undefined;
     this.#next[id] = this.#freeTop;
     this.#freeTop = id;
+    if (--this.#live === 0 && this.#used > SHRINK_ABOVE) this.#drop();
+  }
+
+  /** Drops the arrays of a store with no live id (no list either). */
+  #drop(): void {
+    this.#genBase = this.#genTop = (this.#genTop + (1 << GEN_SHIFT)) &
+      GEN_BITS;
+    this.deadline = new Float64Array(0);
+    this.seq = new Float64Array(0);
+    this.flags = new Int32Array(0);
+    this.#next = new Int32Array(0);
+    this.#prev = new Int32Array(0);
+    this.#list = new Int32Array(0);
+    this.callbacks = [];
+    this.#used = 0;
+    this.#freeTop = NIL;
+    this.#head = new Int32Array(0);
+    this.#tail = new Int32Array(0);
+    this.#pos = new Int32Array(0);
+    this.#key = new Float64Array(0);
+    this.#listFree = new Int32Array(0);
+    this.#heap = new Int32Array(0);
+    this.#listUsed = 0;
+    this.#listFreeCount = 0;
   }
 
   /**

@@ -723,6 +723,36 @@ Deno.test("stale handles never reach the timer that reuses their id", async (t) 
   );
 
   await t.step(
+    "after the emptied store is dropped, old handles still read as done",
+    () => {
+      const { loop } = setup();
+      let ran = 0;
+      const old: Timer[] = [];
+      for (let i = 0; i < 5000; i++) {
+        old.push(loop.setTimer(() => ran++, i % 7));
+      }
+      runSyncToEnd(loop); // every id freed: the store starts over
+      assert.equal(ran, 5000);
+      const fresh = [1, 2, 3].map(() => loop.setTimer(() => ran++, 1));
+      for (const h of old.slice(0, 10)) {
+        assert.equal(h.state, TIMER_DONE);
+        assert.ok(Number.isNaN(h.deadline));
+        h.cancel();
+        h.unref();
+      }
+      for (const f of fresh) {
+        assert.equal(f.state, TIMER_PENDING);
+        assert.equal(f.hasRef(), true);
+      }
+      assert.equal(loop.metrics().pendingTimers, 3);
+      old[0].refresh(); // revived in the new store, beside the fresh ones
+      runSyncToEnd(loop);
+      assert.equal(ran, 5004);
+      assert.equal(loop.alive(), false);
+    },
+  );
+
+  await t.step(
     "a fired one-shot reads its deadline in its callback only",
     () => {
       const { loop } = setup({ onError: () => {} });
