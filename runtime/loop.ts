@@ -12,8 +12,10 @@
  *    count their delay from this time (libuv's `uv_now`).
  * 2. **Due timers**: move every timer whose deadline has passed into the
  *    queue, in deadline order, ties in creation order, as one chain published
- *    with one exchange; all are collected before any runs. If the loop's own
- *    producer slot is short of nodes, the rest stay due for the next pass.
+ *    with one exchange; all are collected before any runs. They fill at
+ *    most half of the loop's own producer slot (the rest of it is for tasks
+ *    their callbacks queue); the rest stay due for the next pass, which
+ *    takes them first, still in deadline order.
  * 3. **Run**: take at most `maxEvents` items in FIFO order and run each to
  *    completion; the rest stay queued. `stop()` ends the pass after the
  *    running task. Then a port on this thread whose close found its

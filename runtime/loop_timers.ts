@@ -5,9 +5,10 @@
  * A new timer's deadline counts from the loop's time, as libuv's `uv_now`:
  * inside a pass (a task calling `setTimer`), the time the pass read at its
  * start ({@linkcode LoopTimers.passNow}); outside a pass, a fresh clock
- * read. A clock read costs 160-370 ns here (`performance.now()`), as much
- * as the rest of `setTimer`; the price is that a timer set late in a long
- * pass is due that much earlier than its delay from the moment it was set.
+ * read. A clock read costs ~95-190 ns here (`performance.now()`), more
+ * than the rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock
+ * insert); the price is that a timer set late in a long pass is due that
+ * much earlier than its delay from the moment it was set.
  * `refresh()` is rarer and always reads the clock: "restart the countdown
  * from now" means the moment of the call.
  *

@@ -770,6 +770,30 @@ Deno.test("stale handles never reach the timer that reuses their id", async (t) 
   );
 });
 
+Deno.test("due timers leave half of a tiny slot to the tasks their callbacks queue", () => {
+  const { clock, loop } = setup({
+    capacity: { nodesPerProducer: 8 },
+    maxEvents: 3,
+  });
+  const ran: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    loop.setTimer(() => {
+      ran.push(`t${i}`);
+      loop.queue(() => ran.push(`q${i}`)); // must never find the slot full
+    }, 1 + (i % 3));
+  }
+  clock.jumpTo(10);
+  runSyncToEnd(loop);
+  assert.equal(ran.length, 60);
+  const timers = ran.filter((x) => x[0] === "t").map((x) => Number(x.slice(1)));
+  const order = Array.from({ length: 30 }, (_, i) => i)
+    .sort((a, b) => (a % 3) - (b % 3) || a - b);
+  assert.deepEqual(timers, order, "deadline order, ties in creation order");
+  for (let i = 0; i < 30; i++) {
+    assert.ok(ran.indexOf(`t${i}`) < ran.indexOf(`q${i}`));
+  }
+});
+
 Deno.test("a timer set with the pass's time after a refresh read the clock runs in deadline order", () => {
   const { clock, loop } = setup();
   const ran: [string, number][] = [];
