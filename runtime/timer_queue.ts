@@ -21,16 +21,20 @@
  * | 3               | `REPEAT`: has an interval                        |
  * | 4-30            | generation, bumped on every free                 |
  *
- * Freed ids are reused, last freed first (the free stack is threaded
- * through the `next` links). A stale handle (id, generation) cannot reach
- * the timer that reuses its id: it would take 2^27 reuses of one id while
- * the handle sleeps. The arrays grow four times over when full (a copy
- * touches every page again; pages not used yet cost address space, not
- * memory). They are dropped when the last live id is freed (above
- * `SHRINK_ABOVE` ids): memory is bounded by the peak of live timers since
- * the store was last empty. Ids handed out after that start at a
- * generation above every one handed out before, so old handles stay
- * stale.
+ * Freed ids are reused, first freed first (the free queue is threaded
+ * through the `next` links): an id waits as long as it can before reuse,
+ * and ids come back in about the order timers fired, which keeps a
+ * recycled store's lists about as local as a fresh one's. A stale handle
+ * (id, generation) cannot reach the timer that reuses its id; an id whose
+ * 27-bit generation would wrap is retired rather than reused (40 bytes
+ * per 2^27 reuses of one id).
+ *
+ * The arrays grow four times over when full (a copy touches every page
+ * again; pages not used yet cost address space, not memory). They are
+ * dropped when the last live id is freed (above `SHRINK_ABOVE` ids):
+ * memory is bounded by the peak of live timers since the store was last
+ * empty. Ids handed out after that start at a generation above every one
+ * handed out before, so old handles stay stale.
  *
  * ## Order: one FIFO list per delay, a heap of lists
  *
@@ -51,7 +55,7 @@
  * @module
  */
 
-/** State: the id is on the free stack. */
+/** State: the id is in the free queue. */
 const FREE = 3;
 /** State word bits holding the state. */
 export const STATE_MASK = 3;
@@ -86,11 +90,14 @@ export class TimerQueue {
   callbacks: ((() => void) | undefined)[] = [];
   /** Intervals of repeating timers, by id. */
   readonly #intervals = new Map<number, number>();
-  /** Next in its list, or next on the free stack. */
+  /** Next in its list, or next in the free queue. */
   #next = new Int32Array(0);
   #prev = new Int32Array(0);
   #list = new Int32Array(0);
-  #freeTop = NIL;
+  /** Oldest free id (taken first), or NIL. */
+  #freeHead = NIL;
+  /** Newest free id, or NIL. */
+  #freeTail = NIL;
   /** Ids handed out and not freed. */
   #live = 0;
   /** Generation bits of ids handed out for the first time. */
@@ -134,9 +141,10 @@ export class TimerQueue {
    */
   alloc(): number {
     this.#live++;
-    const id = this.#freeTop;
+    const id = this.#freeHead;
     if (id !== NIL) {
-      this.#freeTop = this.#next[id];
+      this.#freeHead = this.#next[id];
+      if (this.#freeHead === NIL) this.#freeTail = NIL;
       return id;
     }
     if (this.#used === this.flags.length) this.#grow();
@@ -152,26 +160,41 @@ export class TimerQueue {
   live(id: number, gen: number): number {
     if (id >= this.#used) return -1; // the store was dropped since
     const f = this.flags[id];
+    if ((f & STATE_MASK) === FREE) return -1; // a retired id keeps its gen
     return f >>> GEN_SHIFT === gen ? f : -1;
   }
 
-  /** @param id A live id, not in a list; its generation moves on. */
+  /**
+   * Frees an id; its generation moves on. An id whose generation would
+   * wrap is retired instead (never handed out again, until the store is
+   * dropped), so no stale handle can ever match a later timer.
+   *
+   * @param id A live id, not in a list.
+   */
   free(id: number): void {
     const f = this.flags[id];
     if ((f & REPEAT) !== 0) this.#intervals.delete(id);
-    const gen = (f + (1 << GEN_SHIFT)) & GEN_BITS;
-    if (gen > this.#genTop) this.#genTop = gen;
-    this.flags[id] = gen | FREE;
     this.callbacks[id] = undefined;
-    this.#next[id] = this.#freeTop;
-    this.#freeTop = id;
-    if (--this.#live === 0 && this.#used > SHRINK_ABOVE) this.#drop();
+    const gen = (f & GEN_BITS) + (1 << GEN_SHIFT);
+    if (gen > GEN_BITS) {
+      this.flags[id] = (f & GEN_BITS) | FREE; // retired: matches no handle
+    } else {
+      if (gen > this.#genTop) this.#genTop = gen;
+      this.flags[id] = gen | FREE;
+      this.#next[id] = NIL;
+      if (this.#freeTail === NIL) this.#freeHead = id;
+      else this.#next[this.#freeTail] = id;
+      this.#freeTail = id;
+    }
+    if (
+      --this.#live === 0 && this.#used > SHRINK_ABOVE &&
+      this.#genTop < GEN_BITS // the new base must be above every old one
+    ) this.#drop();
   }
 
   /** Drops the arrays of a store with no live id (no list either). */
   #drop(): void {
-    this.#genBase = this.#genTop = (this.#genTop + (1 << GEN_SHIFT)) &
-      GEN_BITS;
+    this.#genBase = this.#genTop = this.#genTop + (1 << GEN_SHIFT);
     this.deadline = new Float64Array(0);
     this.seq = new Float64Array(0);
     this.flags = new Int32Array(0);
@@ -180,7 +203,7 @@ export class TimerQueue {
     this.#list = new Int32Array(0);
     this.callbacks = [];
     this.#used = 0;
-    this.#freeTop = NIL;
+    this.#freeHead = this.#freeTail = NIL;
     this.#head = new Int32Array(0);
     this.#tail = new Int32Array(0);
     this.#pos = new Int32Array(0);
