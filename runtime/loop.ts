@@ -12,8 +12,10 @@
  *    count their delay from this time (libuv's `uv_now`).
  * 2. **Due timers**: move every timer whose deadline has passed into the
  *    queue, in deadline order, ties in creation order, as one chain published
- *    with one exchange; all are collected before any runs. If the loop's own
- *    producer slot is short of nodes, the rest stay due for the next pass.
+ *    with one exchange; all are collected before any runs. They fill at
+ *    most half of the loop's own producer slot (the rest of it is for tasks
+ *    their callbacks queue); the rest stay due for the next pass, which
+ *    takes them first, still in deadline order.
  * 3. **Run**: take at most `maxEvents` items in FIFO order and run each to
  *    completion; the rest stay queued. `stop()` ends the pass after the
  *    running task. Then a port on this thread whose close found its
@@ -58,7 +60,7 @@
 import { type Clock, RealClock } from "./clock.ts";
 import { MpscQueue, type QueueConfig } from "./mpsc_queue.ts";
 import type { Producer, QueueEntry } from "./mpsc_queue.ts";
-import { checkDelay, Timer } from "./timers.ts";
+import { checkDelay, type Timer } from "./timers.ts";
 import { LoopTimers } from "./loop_timers.ts";
 import { Waiter, wake } from "./wake.ts";
 import { WAIT_NR, WAKE_CLOSING, WAKE_SEALED } from "./queue_layout.ts";
@@ -151,7 +153,7 @@ export class QueueFullError extends RangeError {
   }
 }
 
-type Local = (() => void) | Timer;
+type Local = () => void;
 
 /** How phase 4 may sleep. */
 const NO_WAIT = 0;
@@ -224,10 +226,10 @@ export class Loop {
   readonly #timers: LoopTimers;
   readonly #inbox: Inbox;
   readonly #local: (Local | undefined)[];
-  readonly #due: Timer[] = [];
-  readonly #dueTags: number[] = [];
-  readonly #dueIdx: number[] = [];
-  readonly #dueTickets: number[] = [];
+  /** Due timers of a pass: their queue tags, ids and tickets. */
+  readonly #dueTags: Int32Array;
+  readonly #dueIds: Int32Array;
+  readonly #dueTickets: Int32Array;
   #localNext = 0;
   /** Passes in a row that left work queued (for depth sampling). */
   #backlogPasses = 0;
@@ -295,6 +297,10 @@ export class Loop {
     this.#self = this.#queue.attachLocal();
     this.#waiter = new Waiter(this.buffer);
     this.#local = new Array(this.#queue.config.nodesPerProducer);
+    const half = this.#local.length >> 1;
+    this.#dueTags = new Int32Array(half).fill(TAG_TIMER);
+    this.#dueIds = new Int32Array(half);
+    this.#dueTickets = new Int32Array(half);
     this.clock = options.clock ?? new RealClock();
     this.#timers = new LoopTimers(this.clock, () => this.#poke());
     this.#inbox = new Inbox(this.#queue);
@@ -867,27 +873,22 @@ export class Loop {
     }
   }
 
+  /**
+   * Phase 2. Due timers fill the loop's own slot at most half way (a pass
+   * runs only `maxEvents` of them anyway), so tasks their callbacks queue find
+   * room without `#run` releasing each timer's node early (two atomic
+   * stores each). A timer's entry carries its id and ticket; it has no
+   * `#local` slot.
+   */
   #queueDueTimers(): void {
-    const due = this.#due;
-    this.#timers.collectDue(this.#now, this.#self.freeNodes() - 1, due);
-    const n = due.length;
-    if (n === 0) return;
-    const tags = this.#dueTags;
-    const idx = this.#dueIdx;
+    const half = this.#dueIds.length - this.#localQueued;
+    const room = Math.min(this.#self.freeNodes() - 1, half);
+    const ids = this.#dueIds;
     const tickets = this.#dueTickets;
-    tags.length = idx.length = tickets.length = n;
-    const mask = this.#local.length - 1;
-    for (let k = 0; k < n; k++) {
-      const i = (this.#localNext + k) & mask;
-      this.#local[i] = due[k];
-      tags[k] = TAG_TIMER;
-      idx[k] = i;
-      tickets[k] = due[k].ticket; // checked by `LoopTimers.fire`
-    }
-    this.#self.pushBatch(tags, idx, tickets, n);
-    this.#localNext += n;
+    const n = this.#timers.collectDue(this.#now, room, ids, tickets);
+    if (n === 0) return;
+    this.#self.pushBatch(this.#dueTags, ids, tickets, n);
     this.#localQueued += n;
-    due.length = 0;
   }
 
   #runTasks(): void {
@@ -911,27 +912,41 @@ export class Loop {
       this.#guard(() => this.#inbox.deliver(e));
       return !this.#stopped;
     }
-    if (e.tag === TAG_CLOSE) {
+    const tag = e.tag;
+    if (tag === TAG_TIMER) return this.#runTimer(e.a, e.b);
+    if (tag === TAG_CLOSE) {
       this.#seal();
       return false;
     }
     const item = this.#local[e.a]!;
     this.#local[e.a] = undefined;
-    this.#localQueued--;
-    // A nearly full slot frees this node now, so the task can queue more.
-    if (this.#localQueued * 2 >= this.#local.length) {
-      this.#queue.releaseCurrent();
-    }
-    if (item instanceof Timer) {
-      if (this.#timers.fire(item, e.b, this.#now)) {
-        this.#m.ran(1);
-        this.#guard(item.callback);
+    this.#releaseLocal();
+    this.#m.ran(tag === TAG_HOST ? 3 : 0);
+    this.#guard(item);
+    return !this.#stopped;
+  }
+
+  /** Dispatches a due timer's entry (its id and ticket). */
+  #runTimer(id: number, ticket: number): boolean {
+    this.#releaseLocal(); // the entry is not read after this
+    const callback = this.#timers.fire(id, ticket, this.#now);
+    if (callback !== undefined) {
+      this.#m.ran(1);
+      try {
+        this.#guard(callback);
+      } finally {
+        this.#timers.settle(id, ticket);
       }
-    } else {
-      this.#m.ran(e.tag === TAG_HOST ? 3 : 0);
-      this.#guard(item);
     }
     return !this.#stopped;
+  }
+
+  /** One loop-thread entry is taken. */
+  #releaseLocal(): void {
+    // A nearly full slot frees this node now, so the task can queue more.
+    if (--this.#localQueued * 2 >= this.#local.length) {
+      this.#queue.releaseCurrent();
+    }
   }
 
   #guard(fn: () => void): void {

@@ -5,9 +5,10 @@
  * A new timer's deadline counts from the loop's time, as libuv's `uv_now`:
  * inside a pass (a task calling `setTimer`), the time the pass read at its
  * start ({@linkcode LoopTimers.passNow}); outside a pass, a fresh clock
- * read. A clock read costs 160-370 ns here (`performance.now()`), as much
- * as the rest of `setTimer`; the price is that a timer set late in a long
- * pass is due that much earlier than its delay from the moment it was set.
+ * read. A clock read costs ~95-190 ns here (`performance.now()`), more
+ * than the rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock
+ * insert); the price is that a timer set late in a long pass is due that
+ * much earlier than its delay from the moment it was set.
  * `refresh()` is rarer and always reads the clock: "restart the countdown
  * from now" means the moment of the call.
  *
@@ -16,22 +17,28 @@
 
 import type { Clock } from "./clock.ts";
 import {
+  GEN_BITS,
+  GEN_SHIFT,
+  REFED,
+  REPEAT,
+  STATE_MASK,
+  TimerQueue,
+} from "./timer_queue.ts";
+import {
   checkDelay,
   Timer,
   TIMER_DONE,
   TIMER_PENDING,
   TIMER_QUEUED,
   type TimerHost,
-  TimerQueue,
 } from "./timers.ts";
 
 /** The timer side of a loop. */
 export class LoopTimers implements TimerHost {
   readonly #clock: Clock;
   readonly #changed: () => void;
-  readonly #queue = new TimerQueue();
+  readonly #q = new TimerQueue();
   #seq = 0;
-  #ticket = 0;
   #refed = 0;
   #closed = false;
   /**
@@ -59,7 +66,7 @@ export class LoopTimers implements TimerHost {
 
   /** @returns Timers waiting for their deadline. */
   get pending(): number {
-    return this.#queue.size;
+    return this.#q.size;
   }
 
   /**
@@ -78,77 +85,187 @@ export class LoopTimers implements TimerHost {
     const every = interval === undefined
       ? 0
       : checkDelay("set timer", "interval", interval, false);
-    const now = this.#time();
-    const t = new Timer(this, callback, now + delay, delay, every, this.#seq++);
-    this.#queue.push(t);
-    this.#refed++;
-    return t;
+    const id = this.#add(callback, this.#time() + delay, delay, every, REFED);
+    return new Timer(this, id, this.timerGen(id), callback, delay, every);
   }
 
-  /**
-   * Keeps the queue and the reference count in step with a timer whose
-   * state just changed (cancel, refresh, ref, unref).
-   *
-   * @param t The timer.
-   * @param wasRefed Referenced before the change.
-   * @param wasLive Pending or queued before the change.
-   */
-  timerChanged(t: Timer, wasRefed: boolean, wasLive: boolean): void {
-    if (wasLive && wasRefed) this.#refed--;
-    this.#queue.remove(t);
-    if (t.state !== TIMER_DONE) {
-      if (Number.isNaN(t.deadline)) {
-        t.deadline = this.#clock.now() + t.delay; // see the module docs
-        t.seq = this.#seq++;
-      }
-      if (t.state === TIMER_PENDING) this.#queue.push(t);
-      if (t.hasRef()) this.#refed++;
+  /** A new pending timer; returns its id. */
+  #add(
+    callback: () => void,
+    deadline: number,
+    delay: number,
+    interval: number,
+    refed: number,
+  ): number {
+    const q = this.#q;
+    const id = q.alloc(); // may grow the arrays: read them after
+    q.deadline[id] = deadline;
+    q.seq[id] = this.#seq++;
+    q.flags[id] = (q.flags[id] & GEN_BITS) | TIMER_PENDING | refed;
+    if (interval > 0) q.setInterval(id, interval);
+    q.callbacks[id] = callback;
+    q.insert(id, delay);
+    if (refed !== 0) this.#refed++;
+    return id;
+  }
+
+  /** The timer's state word when (id, gen) names a live timer, else -1. */
+  #live(id: number, gen: number): number {
+    return this.#q.live(id, gen);
+  }
+
+  /** {@inheritDoc TimerHost.timerState} */
+  timerState(id: number, gen: number): number {
+    const f = this.#live(id, gen);
+    return f < 0 ? TIMER_DONE : f & STATE_MASK;
+  }
+
+  /** {@inheritDoc TimerHost.timerDeadline} */
+  timerDeadline(id: number, gen: number): number {
+    return this.#live(id, gen) < 0 ? NaN : this.#q.deadline[id];
+  }
+
+  /** {@inheritDoc TimerHost.timerSeq} */
+  timerSeq(id: number, gen: number): number {
+    return this.#live(id, gen) < 0 ? NaN : this.#q.seq[id];
+  }
+
+  /** {@inheritDoc TimerHost.timerGen} */
+  timerGen(id: number): number {
+    return this.#q.flags[id] >>> GEN_SHIFT;
+  }
+
+  /** {@inheritDoc TimerHost.cancelTimer} */
+  cancelTimer(id: number, gen: number): void {
+    const f = this.#live(id, gen);
+    if (f < 0 || (f & STATE_MASK) === TIMER_DONE) return;
+    if ((f & STATE_MASK) === TIMER_PENDING) this.#q.remove(id);
+    if ((f & REFED) !== 0) this.#refed--;
+    this.#q.free(id); // a queued entry finds the id free: it does not run
+    this.#changed();
+  }
+
+  /** {@inheritDoc TimerHost.refreshTimer} */
+  refreshTimer(t: Timer, id: number, gen: number, refed: boolean): number {
+    const q = this.#q;
+    const f = this.#live(id, gen);
+    const now = this.#clock.now(); // see the module docs
+    if (f < 0) {
+      const r = refed ? REFED : 0;
+      id = this.#add(t.callback, now + t.delay, t.delay, t.interval, r);
+    } else {
+      // Live: pending, queued, or done inside its own callback (revived).
+      const state = f & STATE_MASK;
+      if (state === TIMER_PENDING) q.remove(id);
+      if (state === TIMER_DONE && refed) this.#refed++;
+      q.deadline[id] = now + t.delay;
+      q.seq[id] = this.#seq++;
+      q.flags[id] = (f & ~(STATE_MASK | REFED)) | TIMER_PENDING |
+        (refed ? REFED : 0);
+      q.insert(id, t.delay);
+    }
+    this.#changed();
+    return id;
+  }
+
+  /** {@inheritDoc TimerHost.refChanged} */
+  refChanged(id: number, gen: number, refed: boolean): void {
+    const f = this.#live(id, gen);
+    if (f < 0 || (f & STATE_MASK) === TIMER_DONE) return;
+    const q = this.#q;
+    if (refed) {
+      q.flags[id] = f | REFED;
+      this.#refed++;
+    } else {
+      q.flags[id] = f & ~REFED;
+      this.#refed--;
     }
     this.#changed();
   }
 
   /**
    * Takes every timer due at `now`, at most `room`, in (deadline, creation)
-   * order, marking each queued with a new ticket, which its run-queue entry
-   * must carry to `fire`. All are collected before any runs.
+   * order, marking each queued. Its run-queue entry carries the low 32
+   * bits of its `seq` as a ticket for `fire`: a `refresh()` renews `seq`,
+   * a free hands the id to a timer with a new one. All are collected
+   * before any runs.
    *
    * @param now The pass's time.
    * @param room Most timers to take.
-   * @param out Receives the timers.
+   * @param ids Receives their ids from index 0.
+   * @param tickets Receives their tickets, index for index.
+   * @returns How many were taken.
    */
-  collectDue(now: number, room: number, out: Timer[]): void {
-    const from = out.length;
-    this.#queue.takeDue(now, room, out);
-    for (let i = from; i < out.length; i++) {
-      out[i].state = TIMER_QUEUED;
-      out[i].ticket = this.#ticket = (this.#ticket + 1) | 0;
+  collectDue(
+    now: number,
+    room: number,
+    ids: Int32Array,
+    tickets: Int32Array,
+  ): number {
+    const q = this.#q;
+    const n = q.takeDue(now, room, ids);
+    const flags = q.flags;
+    const seq = q.seq;
+    for (let k = 0; k < n; k++) {
+      const id = ids[k];
+      flags[id] = (flags[id] & ~STATE_MASK) | TIMER_QUEUED;
+      tickets[k] = seq[id]; // int32 array: keeps the low 32 bits
     }
+    return n;
   }
 
   /**
-   * Called when a queued timer's task runs, before its callback.
+   * Called when a queued timer's task runs, before its callback. A one-shot
+   * timer is done from here on; its id is freed by `settle` after the
+   * callback (so the callback can still read its handle, or revive it).
    *
-   * @param t The timer.
+   * @param id The timer's id, from its run-queue entry.
    * @param ticket The ticket its run-queue entry carries.
    * @param now The pass's time.
-   * @returns False when the timer was cancelled or refreshed since this
-   *   entry was queued (it must not run: a refreshed timer runs from its
-   *   new entry, in deadline order, or not yet).
+   * @returns The callback to run, or undefined when the timer was
+   *   cancelled or refreshed since this entry was queued (it must not run:
+   *   a refreshed timer runs from its new entry, in deadline order, or not
+   *   yet), or the loop is closed.
    */
-  fire(t: Timer, ticket: number, now: number): boolean {
-    if (t.state !== TIMER_QUEUED || t.ticket !== ticket) return false;
-    if (this.#closed) return false;
-    if (t.interval > 0) {
-      // Keep the phase; skip ticks already past (no drift, no burst).
-      const behind = Math.floor((now - t.deadline) / t.interval) + 1;
-      t.deadline += Math.max(1, behind) * t.interval;
-      t.state = TIMER_PENDING;
-      this.#queue.push(t);
-    } else {
-      t.state = TIMER_DONE;
-      if (t.hasRef()) this.#refed--;
+  fire(id: number, ticket: number, now: number): (() => void) | undefined {
+    const q = this.#q;
+    const f = q.flags[id];
+    if ((f & STATE_MASK) !== TIMER_QUEUED || (q.seq[id] | 0) !== ticket) {
+      return undefined;
     }
-    return true;
+    if (this.#closed) return undefined;
+    if ((f & REPEAT) !== 0) {
+      // Keep the phase; skip ticks already past (no drift, no burst).
+      const every = q.interval(id);
+      const at = q.deadline[id];
+      const behind = Math.floor((now - at) / every) + 1;
+      q.deadline[id] = at + Math.max(1, behind) * every;
+      q.flags[id] = (f & ~STATE_MASK) | TIMER_PENDING;
+      q.insert(id, every);
+    } else {
+      q.flags[id] = (f & ~STATE_MASK) | TIMER_DONE;
+      if ((f & REFED) !== 0) this.#refed--;
+    }
+    return q.callbacks[id];
+  }
+
+  /**
+   * After a fired timer's callback returned or threw: frees the id of a
+   * one-shot timer that is still done. A timer the callback refreshed is
+   * pending again; one it refreshed and cancelled was freed then (and its
+   * id may already hold a new timer, which is pending or has a new `seq`:
+   * a done timer always carries the ticket it was fired with).
+   *
+   * @param id The timer's id.
+   * @param ticket The ticket `fire` accepted.
+   */
+  settle(id: number, ticket: number): void {
+    const q = this.#q;
+    if (
+      (q.flags[id] & STATE_MASK) === TIMER_DONE && (q.seq[id] | 0) === ticket
+    ) {
+      q.free(id);
+    }
   }
 
   /** @returns The loop's time: the pass's inside one, else the clock's. */
@@ -159,7 +276,7 @@ export class LoopTimers implements TimerHost {
 
   /** @returns The earliest pending deadline, or Infinity. */
   nextDeadline(): number {
-    return this.#queue.peek()?.deadline ?? Infinity;
+    return this.#q.nextDeadline();
   }
 
   /**
@@ -168,7 +285,7 @@ export class LoopTimers implements TimerHost {
    */
   cancelAll(): void {
     this.#closed = true;
-    this.#queue.clear();
+    this.#q.clear();
     this.#refed = 0;
   }
 }

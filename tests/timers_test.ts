@@ -14,6 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { Loop, type LoopOptions, type Timer, VirtualClock } from "../mod.ts";
+import { TIMER_DONE, TIMER_PENDING } from "../runtime/timers.ts";
 import { rng } from "./rng.ts";
 import { runSyncToEnd, runSyncWatched } from "./loop_harness.ts";
 
@@ -648,6 +649,181 @@ Deno.test("cancel() is idempotent", () => {
   assert.deepEqual(ran, ["b", "c"]);
   c.cancel();
   assert.equal(loop.alive(), false);
+});
+
+Deno.test("stale handles never reach the timer that reuses their id", async (t) => {
+  await t.step("cancel, ref, unref and refresh of a cancelled handle", () => {
+    const { loop } = setup();
+    const ran: string[] = [];
+    const a = loop.setTimer(() => ran.push("a"), 10);
+    a.cancel();
+    const c = loop.setTimer(() => ran.push("c"), 20); // may take a's id
+    assert.equal(a.state, TIMER_DONE);
+    assert.ok(Number.isNaN(a.deadline));
+    a.cancel();
+    a.unref();
+    a.ref();
+    assert.equal(c.state, TIMER_PENDING);
+    assert.equal(c.deadline, 20);
+    assert.equal(c.hasRef(), true);
+    assert.equal(loop.metrics().pendingTimers, 1);
+    a.refresh(); // revived under another id: both run
+    assert.equal(a.deadline, 10);
+    runSyncToEnd(loop);
+    assert.deepEqual(ran, ["a", "c"]);
+    assert.equal(loop.alive(), false);
+  });
+
+  await t.step(
+    "a queued entry of a cancelled timer does not run the timer set in its place",
+    () => {
+      const { clock, loop } = setup();
+      const ran: [string, number][] = [];
+      const later: { y?: Timer } = {};
+      loop.setTimer(() => {
+        ran.push(["x", loop.now]);
+        later.y!.cancel(); // y is queued in this pass: its id is freed
+        loop.setTimer(() => ran.push(["z", loop.now]), 0); // reuses it
+      }, 10);
+      later.y = loop.setTimer(() => ran.push(["y", loop.now]), 10);
+      clock.jumpTo(10);
+      loop.runNoWait();
+      assert.deepEqual(ran, [["x", 10]], "y's entry must not run z now");
+      loop.runNoWait();
+      assert.deepEqual(ran, [["x", 10], ["z", 10]]);
+      assert.equal(loop.alive(), false);
+    },
+  );
+
+  await t.step(
+    "10^4 set/cancel cycles: old handles leave new timers alone",
+    () => {
+      const { loop } = setup();
+      const random = rng(0x9e1);
+      const old: Timer[] = [];
+      let ran = 0;
+      let live: Timer | undefined;
+      for (let i = 0; i < 10_000; i++) {
+        live?.cancel();
+        if (live !== undefined) old.push(live);
+        live = loop.setTimer(() => ran++, 1 + Math.floor(random() * 5));
+        const stale = old[Math.floor(random() * old.length)];
+        if (stale !== undefined) {
+          stale.cancel();
+          stale.unref();
+          stale.ref();
+          assert.equal(stale.state, TIMER_DONE);
+        }
+        assert.equal(live.state, TIMER_PENDING);
+        assert.equal(loop.metrics().pendingTimers, 1);
+      }
+      runSyncToEnd(loop);
+      assert.equal(ran, 1);
+    },
+  );
+
+  await t.step(
+    "after the emptied store is dropped, old handles still read as done",
+    () => {
+      const { loop } = setup();
+      let ran = 0;
+      const old: Timer[] = [];
+      for (let i = 0; i < 5000; i++) {
+        old.push(loop.setTimer(() => ran++, i % 7));
+      }
+      runSyncToEnd(loop); // every id freed: the store starts over
+      assert.equal(ran, 5000);
+      const fresh = [1, 2, 3].map(() => loop.setTimer(() => ran++, 1));
+      for (const h of old.slice(0, 10)) {
+        assert.equal(h.state, TIMER_DONE);
+        assert.ok(Number.isNaN(h.deadline));
+        h.cancel();
+        h.unref();
+      }
+      for (const f of fresh) {
+        assert.equal(f.state, TIMER_PENDING);
+        assert.equal(f.hasRef(), true);
+      }
+      assert.equal(loop.metrics().pendingTimers, 3);
+      old[0].refresh(); // revived in the new store, beside the fresh ones
+      runSyncToEnd(loop);
+      assert.equal(ran, 5004);
+      assert.equal(loop.alive(), false);
+    },
+  );
+
+  await t.step(
+    "a fired one-shot reads its deadline in its callback only",
+    () => {
+      const { loop } = setup({ onError: () => {} });
+      const seen: [number, number][] = [];
+      const a: Timer = loop.setTimer(() => seen.push([a.state, a.deadline]), 7);
+      const b: Timer = loop.setTimer(() => {
+        throw new Error("boom");
+      }, 8);
+      runSyncToEnd(loop);
+      assert.deepEqual(seen, [[TIMER_DONE, 7]]);
+      assert.ok(Number.isNaN(a.deadline), "its id was freed after it ran");
+      assert.ok(Number.isNaN(b.deadline), "freed after a throw too");
+      assert.equal(loop.metrics().pendingTimers, 0);
+    },
+  );
+});
+
+Deno.test("due timers leave half of a tiny slot to the tasks their callbacks queue", () => {
+  const { clock, loop } = setup({
+    capacity: { nodesPerProducer: 8 },
+    maxEvents: 3,
+  });
+  const ran: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    loop.setTimer(() => {
+      ran.push(`t${i}`);
+      loop.queue(() => ran.push(`q${i}`)); // must never find the slot full
+    }, 1 + (i % 3));
+  }
+  clock.jumpTo(10);
+  runSyncToEnd(loop);
+  assert.equal(ran.length, 60);
+  const timers = ran.filter((x) => x[0] === "t").map((x) => Number(x.slice(1)));
+  const order = Array.from({ length: 30 }, (_, i) => i)
+    .sort((a, b) => (a % 3) - (b % 3) || a - b);
+  assert.deepEqual(timers, order, "deadline order, ties in creation order");
+  for (let i = 0; i < 30; i++) {
+    assert.ok(ran.indexOf(`t${i}`) < ran.indexOf(`q${i}`));
+  }
+});
+
+Deno.test("a timer set with the pass's time after a refresh read the clock runs in deadline order", () => {
+  const { clock, loop } = setup();
+  const ran: [string, number][] = [];
+  const a = loop.setTimer(() => ran.push(["a", loop.now]), 5);
+  loop.setTimer(() => {
+    clock.advance(3); // a slow callback: the clock is at 13, the pass at 10
+    a.refresh(); // a fresh read: due at 18
+    loop.setTimer(() => ran.push(["b", loop.now]), 5); // 10 + 5 = 15
+    loop.setTimer(() => ran.push(["c", loop.now]), 5); // 15, after b
+  }, 10);
+  // A repeating timer of the same delay, rescheduled into the same list.
+  const r: Timer = loop.setTimer(
+    () => {
+      ran.push(["r", loop.now]);
+      if (loop.now >= 20) r.cancel();
+    },
+    5,
+    5,
+  );
+  runSyncToEnd(loop);
+  assert.deepEqual(ran, [
+    ["a", 5],
+    ["r", 5],
+    ["r", 10],
+    ["r", 15], // created before b and c: it keeps its place on ties
+    ["b", 15],
+    ["c", 15],
+    ["a", 18],
+    ["r", 20],
+  ]);
 });
 
 Deno.test("10^5 timers with seeded random deadlines and cancellations fire in exact (deadline, creation) order", () => {

@@ -1,0 +1,91 @@
+/**
+ * The timer store on its own (`runtime/timer_queue.ts`): id reuse and
+ * generations, list order when inserts break a list, and removal of a
+ * list's first timer. Loop-level behaviour is in `timers_test.ts`.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import {
+  GEN_BITS,
+  GEN_SHIFT,
+  REFED,
+  TimerQueue,
+} from "../runtime/timer_queue.ts";
+import { TIMER_DONE, TIMER_PENDING } from "../runtime/timers.ts";
+import { rng } from "./rng.ts";
+
+const noop = () => {};
+
+/** A pending timer at `deadline`, appended under `key`. */
+function add(q: TimerQueue, deadline: number, seq: number, key: number) {
+  const id = q.alloc();
+  q.deadline[id] = deadline;
+  q.seq[id] = seq;
+  q.flags[id] = (q.flags[id] & GEN_BITS) | TIMER_PENDING | REFED;
+  q.callbacks[id] = noop;
+  q.insert(id, key);
+  return id;
+}
+
+function drain(q: TimerQueue, now = Infinity): number[] {
+  const out = new Int32Array(q.size);
+  const n = q.takeDue(now, out.length, out);
+  return Array.from(out.subarray(0, n));
+}
+
+Deno.test("a freed id comes back with a new generation", () => {
+  const q = new TimerQueue();
+  const id = add(q, 5, 0, 5);
+  const gen = q.flags[id] >>> GEN_SHIFT;
+  q.remove(id);
+  q.free(id);
+  assert.equal(q.live(id, gen), -1, "the old handle is stale");
+  const again = add(q, 6, 1, 6);
+  assert.equal(again, id, "the only free id is reused");
+  assert.notEqual(q.flags[again] >>> GEN_SHIFT, gen);
+  assert.equal(q.live(id, gen), -1);
+});
+
+Deno.test("an id whose generation would wrap is retired, never reused", () => {
+  const q = new TimerQueue();
+  const id = add(q, 5, 0, 5);
+  q.remove(id);
+  // As after 2^27 - 1 reuses: the last generation there is.
+  q.flags[id] = GEN_BITS | TIMER_DONE;
+  const gen = GEN_BITS >>> GEN_SHIFT;
+  assert.equal(q.live(id, gen), GEN_BITS | TIMER_DONE);
+  q.free(id);
+  assert.equal(q.live(id, gen), -1, "retired: its last handle is stale");
+  const other = add(q, 6, 1, 6);
+  assert.notEqual(other, id);
+});
+
+Deno.test("inserts that break their list's order start a new list; order stays exact", () => {
+  const q = new TimerQueue();
+  const random = rng(0x51a7);
+  const want: [number, number, number][] = []; // deadline, seq, id
+  for (let seq = 0; seq < 2000; seq++) {
+    // Few keys, deadlines that mostly grow per key but often go back.
+    const key = Math.floor(random() * 4);
+    const deadline = seq / 10 + key - (random() < 0.2 ? random() * 50 : 0);
+    want.push([deadline, seq, add(q, deadline, seq, key)]);
+  }
+  for (let i = 0; i < want.length; i += 7) q.remove(want[i][2]);
+  const left = want.filter((_, i) => i % 7 !== 0)
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  assert.equal(q.size, left.length);
+  assert.deepEqual(drain(q), left.map((w) => w[2]));
+  assert.equal(q.nextDeadline(), Infinity);
+});
+
+Deno.test("removing a list's first timer, after takes made its prev link stale", () => {
+  const q = new TimerQueue();
+  const ids = [1, 2, 3, 4].map((d, i) => add(q, d, i, 0));
+  assert.deepEqual(drain(q, 1), [ids[0]]); // ids[1] is now first
+  q.remove(ids[1]);
+  assert.equal(q.nextDeadline(), 3);
+  q.remove(ids[3]); // the last one
+  assert.deepEqual(drain(q), [ids[2]]);
+  assert.equal(q.size, 0);
+});
