@@ -620,9 +620,13 @@ export class Loop {
     return this.#sealed ? 0 : this.#queue.depth();
   }
 
-  /** The clock as read at the start of the current pass, in ms. */
+  /**
+   * The loop's time, in ms: inside a pass, the clock as read once in that
+   * pass (at the first use: due timers, `setTimer`, or this getter);
+   * outside a pass, the time the last pass that read it read.
+   */
   get now(): number {
-    return this.#now;
+    return this.#inPass ? this.#timers.time() : this.#now;
   }
 
   /** Whether `close()` has been called. */
@@ -842,10 +846,11 @@ export class Loop {
    * drive should sleep (ms, may be Infinity), `AWAKE` or `BUSY_PAUSE`.
    */
   #pass(mode: number, closing = false): number {
-    this.#inPass = true;
-    this.#now = this.#timers.passNow = this.clock.now(); // 1. update time
+    this.#inPass = this.#timers.inPass = true;
+    // 1. Time: read at its first use in the pass (timers.time()), so a pass
+    // with no timer pending and no task asking reads no clock.
     this.#m.pass();
-    if (!closing) this.#queueDueTimers(); // 2. due timers
+    if (!closing && this.#timers.pending > 0) this.#queueDueTimers(); // 2.
     this.#runTasks(); // 3. run at most maxEvents
     this.#endPass(); // after a task's throw, #leave does it
     if (this.#retries.length !== 0) this.#retryPushes();
@@ -857,7 +862,9 @@ export class Loop {
 
   /** Tasks no longer run: `setTimer` reads the clock, `port` may reclaim. */
   #endPass(): void {
-    this.#inPass = false;
+    const now = this.#timers.passNow;
+    if (now === now) this.#now = now;
+    this.#inPass = this.#timers.inPass = false;
     this.#timers.passNow = NaN;
   }
 
@@ -885,7 +892,8 @@ export class Loop {
     const room = Math.min(this.#self.freeNodes() - 1, half);
     const ids = this.#dueIds;
     const tickets = this.#dueTickets;
-    const n = this.#timers.collectDue(this.#now, room, ids, tickets);
+    const now = this.#timers.time();
+    const n = this.#timers.collectDue(now, room, ids, tickets);
     if (n === 0) return;
     this.#self.pushBatch(this.#dueTags, ids, tickets, n);
     this.#localQueued += n;
@@ -929,7 +937,7 @@ export class Loop {
   /** Dispatches a due timer's entry (its id and ticket). */
   #runTimer(id: number, ticket: number): boolean {
     this.#releaseLocal(); // the entry is not read after this
-    const callback = this.#timers.fire(id, ticket, this.#now);
+    const callback = this.#timers.fire(id, ticket, this.#timers.time());
     if (callback !== undefined) {
       this.#m.ran(1);
       try {
@@ -983,7 +991,9 @@ export class Loop {
       this.clock.jumpTo(next); // virtual time: no real sleep
       return AWAKE;
     }
-    const wait = this.#watchdog.cap(Math.max(0, next - this.clock.now()));
+    const wait = this.#watchdog.cap(
+      next === Infinity ? Infinity : Math.max(0, next - this.clock.now()),
+    );
     if (wait > 0 && this.#spin()) return AWAKE;
     if (mode === WAIT_ASYNC) return wait;
     const s0 = performance.now();

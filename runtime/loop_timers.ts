@@ -3,9 +3,10 @@
  * collecting due timers for a pass, and rescheduling repeating ones.
  *
  * A new timer's deadline counts from the loop's time, as libuv's `uv_now`:
- * inside a pass (a task calling `setTimer`), the time the pass read at its
- * start ({@linkcode LoopTimers.passNow}); outside a pass, a fresh clock
- * read. A clock read costs ~95-190 ns here (`performance.now()`), more
+ * inside a pass (a task calling `setTimer`), the pass's time, read once per
+ * pass at its first use ({@linkcode LoopTimers.time}; a pass with timers
+ * pending reads it first thing, to find the due ones); outside a pass, a
+ * fresh clock read. A clock read costs ~95-190 ns here (`performance.now()`), more
  * than the rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock
  * insert); the price is that a timer set late in a long pass is due that
  * much earlier than its delay from the moment it was set.
@@ -41,9 +42,11 @@ export class LoopTimers implements TimerHost {
   #seq = 0;
   #refed = 0;
   #closed = false;
+  /** Whether a pass is running (set and cleared by the loop). */
+  inPass = false;
   /**
-   * The running pass's time, or NaN outside a pass (then the clock is read).
-   * Set by the loop at the start of a pass and cleared at its end.
+   * The running pass's time, or NaN when not read yet in this pass or
+   * outside a pass. Cleared by the loop at a pass's start and end.
    */
   passNow = NaN;
 
@@ -85,7 +88,7 @@ export class LoopTimers implements TimerHost {
     const every = interval === undefined
       ? 0
       : checkDelay("set timer", "interval", interval, false);
-    const id = this.#add(callback, this.#time() + delay, delay, every, REFED);
+    const id = this.#add(callback, this.time() + delay, delay, every, REFED);
     return new Timer(this, id, this.timerGen(id), callback, delay, every);
   }
 
@@ -268,10 +271,16 @@ export class LoopTimers implements TimerHost {
     }
   }
 
-  /** @returns The loop's time: the pass's inside one, else the clock's. */
-  #time(): number {
-    const now = this.passNow;
-    return now === now ? now : this.#clock.now(); // NaN: outside a pass
+  /**
+   * @returns The loop's time: inside a pass, the pass's (the clock read at
+   *   its first use in the pass); outside one, a fresh clock read.
+   */
+  time(): number {
+    let now = this.passNow;
+    if (now === now) return now; // NaN: not read yet, or outside a pass
+    now = this.#clock.now();
+    if (this.inPass) this.passNow = now;
+    return now;
   }
 
   /** @returns The earliest pending deadline, or Infinity. */

@@ -264,6 +264,7 @@ export class Producer {
     const base = this.#layout.nodeBase;
     const at = this.#slotAt;
     w[base + last * NODE_WORDS + N_NEXT] = NIL;
+    if (this.#onConsumerThread) return this.#publishLocal(first, last);
     // Plain writes for depth estimates and for repair after this thread
     // dies mid-push (see MpscQueue.repair): the push's first node, and,
     // once known, its predecessor.
@@ -306,22 +307,31 @@ export class Producer {
     } else {
       prev = Atomics.exchange(w, TAIL, last);
       w[at + P_PUSH_PREV] = prev;
-      this.#storeLink(w, base + prev * NODE_WORDS + N_NEXT, first);
+      Atomics.store(w, base + prev * NODE_WORDS + N_NEXT, first);
     }
     w[at + P_PUSH_NODE] = NIL;
     this.lastNode = last;
     return prev === STUB ? PUSH_WAS_EMPTY : PUSH_OK;
   }
 
-  #storeLink(w: Int32Array, at: number, first: number): void {
-    if (this.#onConsumerThread) {
-      // Only the consumer reads links, and it is this thread: program order
-      // makes the store visible to it. Other producers never read links,
-      // and this node is released (an atomic store) only after the read.
-      w[at] = first;
+  /**
+   * `#publish` on the consumer's thread: the link store is plain, and there
+   * is no repair record (this thread cannot die with the consumer alive).
+   */
+  #publishLocal(first: number, last: number): PushResult {
+    const w = this.#w;
+    w[this.#slotAt + P_ALLOC_NODES] = this.#allocNodes; // for depth()
+    w[this.#slotAt + P_ALLOC_BYTES] = this.#allocBytes;
+    const steps = this.#steps;
+    let prev: number;
+    if (steps !== undefined) {
+      prev = steps.publishLocal(TAIL * 4, this.#links, first, last);
     } else {
-      Atomics.store(w, at, first);
+      prev = Atomics.exchange(w, TAIL, last);
+      w[this.#layout.nodeBase + prev * NODE_WORDS + N_NEXT] = first;
     }
+    this.lastNode = last;
+    return prev === STUB ? PUSH_WAS_EMPTY : PUSH_OK;
   }
 
   #fillNode(

@@ -26,6 +26,16 @@ export interface AtomicSteps {
     last: number,
   ): number;
   /**
+   * A push by the consumer's own thread: `prev = exchange(tail, last)`, then
+   * a plain store of `first` into `prev`'s link (only this thread reads it).
+   */
+  publishLocal(
+    tail: number,
+    links: number,
+    first: number,
+    last: number,
+  ): number;
+  /**
    * `publish`, then a plain store of 0 at `node` (the repair record's end),
    * `Atomics.and(fence, mask)` (a port leaving its write fence) and
    * `Atomics.load(waitNr)` (the wake check), whose value it returns.
@@ -137,6 +147,17 @@ const FUNCTIONS: readonly Fn[] = [
       ...get(5), I32_CONST, 0, I32_STORE, ...WORD, // node record = NIL (plain)
       ...get(6), ...get(7), ATOMIC, A_AND, ...WORD, DROP, // and(fence, mask)
       ...get(8), ATOMIC, A_LOAD, ...WORD, // load(waitNr)
+    ],
+  },
+  {
+    name: "publishLocal", // (tail, links, first, last) -> prev
+    params: 4,
+    locals: 1, // 4: prev
+    body: [
+      ...get(0), ...get(3), ATOMIC, A_XCHG, ...WORD, LOCAL_SET, 4,
+      ...get(1), ...get(4), I32_CONST, 4, I32_SHL, I32_ADD,
+      ...get(2), I32_STORE, ...WORD, // plain store of first there
+      ...get(4),
     ],
   },
   { name: "xchg", params: 2, locals: 0, body: [...get(0), ...get(1), ATOMIC, A_XCHG, ...WORD] },

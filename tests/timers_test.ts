@@ -883,3 +883,44 @@ Deno.test("10^5 timers with seeded random deadlines and cancellations fire in ex
   );
   assert.equal(loop.metrics().timersFired, expected.length);
 });
+
+/** A virtual clock that counts its reads. */
+class CountingClock extends VirtualClock {
+  reads = 0;
+  override now(): number {
+    this.reads++;
+    return super.now();
+  }
+}
+
+Deno.test("the loop reads its clock at most once per pass, and not at all in a pass without timers", () => {
+  const clock = new CountingClock(1000);
+  const loop = new Loop({ clock });
+  try {
+    const base = clock.reads; // the constructor's read
+    let ran = 0;
+    for (let i = 0; i < 100; i++) loop.queue(() => ran++);
+    loop.runSync();
+    assert.equal(ran, 100);
+    assert.equal(clock.reads, base, "tasks alone read no clock");
+    // A task that sets 50 timers and reads loop.now: one read in its pass,
+    // and every timer counts from that same time.
+    const seen: number[] = [];
+    loop.queue(() => {
+      for (let i = 0; i < 50; i++) loop.setTimer(() => seen.push(loop.now), 5);
+      clock.advance(3); // time moves on inside the pass
+      seen.push(loop.now);
+    });
+    const before = clock.reads;
+    loop.runOnceSync(); // runs the task; sleeping jumps the virtual clock
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0], 1000, "the pass's time, read at its first use");
+    assert.ok(clock.reads - before <= 2, `${clock.reads - before} reads`);
+    loop.runSync();
+    assert.equal(seen.length, 51);
+    // All 50 were due at 1005 (1000 + 5), not 1003 + 5: one pass time.
+    for (const t of seen.slice(1)) assert.equal(t, 1005);
+  } finally {
+    loop.close();
+  }
+});
