@@ -146,37 +146,38 @@ function pow2AtLeast(n: number): number {
 }
 
 /**
- * The loop every twloop run uses: one for the section, as a program keeps
- * one loop. A loop per run would put a new WebAssembly instance (its queue
- * memory's) behind the same call sites each run, which V8 stops inlining
- * (see `runtime/wasm_atomics.ts`). Sized for the fan-out's whole backlog
- * plus the close marker (the default slot holds 4096).
+ * The loop the twloop runs of one pattern use: one per pattern, as a program
+ * keeps one loop (a loop per run would put a new WebAssembly instance, its
+ * queue memory's, behind the same call sites each run, which V8 stops
+ * inlining; see `runtime/wasm_atomics.ts`). Chains use the default size;
+ * the fan-out a slot sized for its whole backlog plus the close marker.
+ * Every chain round runs before the first fan-out, so the chains see one
+ * instance.
  */
-let shared: { loop: Loop; tasks: number } | undefined;
+let shared: { loop: Loop; nodes: number } | undefined;
 
-function benchLoop(n: number): Loop {
-  const nodes = pow2AtLeast(n + 2);
-  if (shared !== undefined && shared.tasks < nodes) {
-    shared.loop.close();
-    shared = undefined;
-  }
+function benchLoop(nodes: number): Loop {
+  if (shared !== undefined && shared.nodes !== nodes) closeBenchLoop();
   shared ??= {
     loop: new Loop({
       capacity: { producers: 1, nodesPerProducer: nodes, bytesPerProducer: 0 },
     }),
-    tasks: nodes,
+    nodes,
   };
   return shared.loop;
 }
 
-/** Closes the section's loop. */
+/** Closes the pattern's loop. */
 function closeBenchLoop(): void {
   shared?.loop.close();
   shared = undefined;
 }
 
+/** The default loop's slot size (`LoopOptions.capacity`). */
+const DEFAULT_NODES = 4096;
+
 async function loopChain(n: number, async: boolean): Promise<Sample> {
-  const loop = benchLoop(n);
+  const loop = benchLoop(DEFAULT_NODES);
   const before = loop.metrics().tasks.task;
   let ran = 0;
   const task = () => {
@@ -193,7 +194,7 @@ async function loopChain(n: number, async: boolean): Promise<Sample> {
 }
 
 async function loopFanOut(n: number, async: boolean): Promise<Sample> {
-  const loop = benchLoop(n);
+  const loop = benchLoop(pow2AtLeast(n + 2));
   const before = loop.metrics().tasks.task;
   let ran = 0;
   const task = () => {
@@ -265,9 +266,9 @@ interface Cell {
 
 async function measure(s: SectionSettings, z: Sizes): Promise<Cell[]> {
   const runs = new Map<string, Sample[]>();
-  for (let round = -1; round < z.rounds; round++) {
-    s.progress(round < 0 ? "dispatch warm-up" : ` ${round + 1}`);
-    for (const p of PATTERNS) {
+  for (const p of PATTERNS) {
+    for (let round = -1; round < z.rounds; round++) {
+      s.progress(round < 0 ? `dispatch ${p} warm-up` : ` ${round + 1}`);
       for (const im of rotate(IMPLS, round)) {
         const sample = await im[p](tasksFor(z, im, p));
         if (round < 0) continue;
@@ -360,11 +361,11 @@ function render(cells: Cell[], z: Sizes): BenchSection {
       "fan-out: schedule all, then run; queue and run ns/task are the two " +
       "phases, ns/task their sum. speed-up = that implementation's median " +
       "ns/task / this one's.",
-      "Every twloop run, chain and fan-out, runSync and await run, uses " +
-      "one loop, as a program keeps one loop (a loop per run would be a " +
-      "new WebAssembly instance behind the same call sites each time); it " +
-      "is sized for the fan-out's whole backlog " +
-      "(capacity.nodesPerProducer >= tasks + 2).",
+      "twloop runs of a pattern share one loop, as a program keeps one " +
+      "(a loop per run would be a new WebAssembly instance behind the same " +
+      "call sites each time): chains the default size, the fan-out one " +
+      "sized for its whole backlog (capacity.nodesPerProducer >= tasks + " +
+      "2). All chain rounds run before the fan-out rounds.",
       `Goal: twloop chain >= ${GOAL_SPEEDUP}x setImmediate and ` +
       `MessageChannel (vs setImmediate / vs MessageChannel): ${
         verdict("chain")
