@@ -39,7 +39,7 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
     const i = word();
     const v = value();
     const where = `seed 0x${seed.toString(16)}, step ${step}`;
-    switch (step % 7) {
+    switch (step % 9) {
       case 0:
         assert.equal(steps.load(i * 4), Atomics.load(twin, i), where);
         break;
@@ -65,6 +65,35 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
       case 6:
         assert.equal(steps.xchg(i * 4, v), Atomics.exchange(twin, i, v), where);
         break;
+      case 7: {
+        // publishLocal(tail, links, first, last): no record, plain link.
+        const first = 1 + Math.floor(random() * 12);
+        const last = 1 + Math.floor(random() * 12);
+        w[0] = twin[0] = 1 + Math.floor(random() * 12);
+        const prev = Atomics.exchange(twin, 0, last);
+        twin[8 + prev * 4] = first;
+        assert.equal(steps.publishLocal(0, 32, first, last), prev, where);
+        break;
+      }
+      case 8: {
+        // publishFenced(tail, record, links, first, last, node, fence, mask,
+        // waitNr): word 2 the node record, 3 the fence, 4 the wake word.
+        const first = 1 + Math.floor(random() * 12);
+        const last = 1 + Math.floor(random() * 12);
+        w[0] = twin[0] = 1 + Math.floor(random() * 12);
+        const prev = Atomics.exchange(twin, 0, last);
+        twin[1] = prev;
+        Atomics.store(twin, 8 + prev * 4, first);
+        twin[2] = 0;
+        Atomics.and(twin, 3, ~1);
+        const nr = Atomics.load(twin, 4);
+        assert.equal(
+          steps.publishFenced(0, 4, 32, first, last, 8, 12, ~1, 16),
+          nr,
+          where,
+        );
+        break;
+      }
       case 5: {
         // publish(tail, record, links, first, last): words 0..3 hold the
         // tail, the record and nothing; links start at word 8, 4 words each.
