@@ -178,6 +178,25 @@ const CASES: Case[] = [
   })),
   {
     call: "connect(handle)",
+    input: "a memory that is not a WebAssembly.Memory",
+    error: TypeError,
+    message: /^Cannot connect port: memory must be a WebAssembly\.Memory$/,
+    run: (loop) =>
+      connect({ ...loop.port(), memory: {} as WebAssembly.Memory }),
+  },
+  {
+    call: "connect(handle)",
+    input: "a WebAssembly.Memory that is not shared",
+    error: TypeError,
+    message: /^Cannot connect port: the memory is not shared$/,
+    run: (loop) =>
+      connect({
+        ...loop.port(),
+        memory: new WebAssembly.Memory({ initial: 1, maximum: 1 }),
+      }),
+  },
+  {
+    call: "connect(handle)",
     input: "slot out of range",
     error: RangeError,
     message: /^Cannot (connect port|attach producer): /,
@@ -316,6 +335,13 @@ const CASES: Case[] = [
     error: TypeError,
     message: /^Cannot attach producer: /,
     run: () => Producer.attach(new SharedArrayBuffer(4096), 0),
+  },
+  {
+    call: "Producer.attach(memory)",
+    input: "a WebAssembly.Memory that is not shared",
+    error: TypeError,
+    message: /^Cannot attach producer: the memory is not shared$/,
+    run: () => Producer.attach(new WebAssembly.Memory({ initial: 1 })),
   },
   {
     call: "clock.advance(ms)",
