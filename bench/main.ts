@@ -16,13 +16,9 @@
 
 import { SPIN_BUDGET_MS } from "./backoff.ts";
 import { measureCoreToCore } from "./core_to_core.ts";
-import { runDispatch } from "./dispatch.ts";
 import { isolated } from "./isolated.ts";
 import { measureItemCosts } from "./item_costs.ts";
-import { runLazyWake } from "./lazy_wake.ts";
-import { runPayloadSection } from "./payloads.ts";
 import { POST_PRODUCER, runPostStream } from "./post_ints.ts";
-import { runPushLatency } from "./push_latency.ts";
 import {
   DRAIN_LIMIT,
   MIN_WAIT_MS,
@@ -40,9 +36,6 @@ import {
 } from "./report.ts";
 import type { BenchSection, SectionRunner } from "./section.ts";
 import { alignTable, markdownTable, summarize } from "./stats.ts";
-import { runThroughput } from "./throughput.ts";
-import { runTimers } from "./timers.ts";
-import { runWakeLatency } from "./wake_latency.ts";
 import { spawnWorker } from "./worker_control.ts";
 
 interface Settings {
@@ -109,16 +102,19 @@ const TRANSPORTS: readonly Transport[] = [
  * section by exporting a {@linkcode SectionRunner} and listing it here.
  */
 const SECTIONS: readonly SectionRunner[] = [
-  // Per-item drain costs: measured in a fresh worker (see isolated.ts).
+  // Each in a fresh worker (see isolated.ts): V8 keeps type feedback per
+  // call site for the whole isolate, so a section run after others would
+  // measure call sites they made polymorphic (drain callbacks; the
+  // WebAssembly instances of their queues, see runtime/wasm_atomics.ts).
   isolated("./bursty.ts", "runBursty"),
   isolated("./drain_gap.ts", "runDrainGap"),
-  runThroughput,
-  runPushLatency,
-  runWakeLatency,
-  runLazyWake,
-  runTimers,
-  runDispatch,
-  runPayloadSection,
+  isolated("./throughput.ts", "runThroughput"),
+  isolated("./push_latency.ts", "runPushLatency"),
+  isolated("./wake_latency.ts", "runWakeLatency"),
+  isolated("./lazy_wake.ts", "runLazyWake"),
+  isolated("./timers.ts", "runTimers"),
+  isolated("./dispatch.ts", "runDispatch"),
+  isolated("./payloads.ts", "runPayloadSection"),
 ];
 
 function renderSection(b: BenchSection, markdown: boolean): string {

@@ -16,19 +16,19 @@
  * @module
  */
 
-import { runDispatch } from "./dispatch.ts";
-import { runPayloadSection } from "./payloads.ts";
+import { isolated } from "./isolated.ts";
 import type { BenchSection, SectionRunner } from "./section.ts";
 import { alignTable } from "./stats.ts";
-import { runThroughput } from "./throughput.ts";
-import { runTimers } from "./timers.ts";
 
-/** The sections this entry can run, by the id their table reports. */
+/**
+ * The sections this entry can run, by the id their table reports; each in
+ * a fresh worker, as `deno task bench` runs them (see `isolated.ts`).
+ */
 const RUNNERS: Readonly<Record<string, SectionRunner>> = {
-  timers: runTimers,
-  dispatch: runDispatch,
-  payloads: runPayloadSection,
-  throughput: runThroughput,
+  timers: isolated("./timers.ts", "runTimers"),
+  dispatch: isolated("./dispatch.ts", "runDispatch"),
+  payloads: isolated("./payloads.ts", "runPayloadSection"),
+  throughput: isolated("./throughput.ts", "runThroughput"),
 };
 
 interface Options {
