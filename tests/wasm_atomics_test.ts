@@ -35,6 +35,13 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
   const word = () => Math.floor(random() * 64);
   const value = () => (random() * 2 ** 32) | 0;
   for (let i = 0; i < 64; i++) w[i] = twin[i] = value();
+  /** A push's chain and tail; does the exchange on the twin. */
+  const push = () => {
+    const first = 1 + Math.floor(random() * 12);
+    const last = 1 + Math.floor(random() * 12);
+    w[0] = twin[0] = 1 + Math.floor(random() * 12);
+    return { first, last, prev: Atomics.exchange(twin, 0, last) };
+  };
   for (let step = 0; step < 20_000; step++) {
     const i = word();
     const v = value();
@@ -65,12 +72,18 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
       case 6:
         assert.equal(steps.xchg(i * 4, v), Atomics.exchange(twin, i, v), where);
         break;
+      case 5: {
+        // publish(tail, record, links, first, last): word 0 is the tail, 1
+        // the record; links start at word 8, 4 words a node.
+        const { first, last, prev } = push();
+        twin[1] = prev;
+        Atomics.store(twin, 8 + prev * 4, first);
+        assert.equal(steps.publish(0, 4, 32, first, last), prev, where);
+        break;
+      }
       case 7: {
         // publishLocal(tail, links, first, last): no record, plain link.
-        const first = 1 + Math.floor(random() * 12);
-        const last = 1 + Math.floor(random() * 12);
-        w[0] = twin[0] = 1 + Math.floor(random() * 12);
-        const prev = Atomics.exchange(twin, 0, last);
+        const { first, last, prev } = push();
         twin[8 + prev * 4] = first;
         assert.equal(steps.publishLocal(0, 32, first, last), prev, where);
         break;
@@ -78,32 +91,14 @@ Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)"
       case 8: {
         // publishFenced(tail, record, links, first, last, node, fence, mask,
         // waitNr): word 2 the node record, 3 the fence, 4 the wake word.
-        const first = 1 + Math.floor(random() * 12);
-        const last = 1 + Math.floor(random() * 12);
-        w[0] = twin[0] = 1 + Math.floor(random() * 12);
-        const prev = Atomics.exchange(twin, 0, last);
+        const { first, last, prev } = push();
         twin[1] = prev;
         Atomics.store(twin, 8 + prev * 4, first);
         twin[2] = 0;
         Atomics.and(twin, 3, ~1);
         const nr = Atomics.load(twin, 4);
-        assert.equal(
-          steps.publishFenced(0, 4, 32, first, last, 8, 12, ~1, 16),
-          nr,
-          where,
-        );
-        break;
-      }
-      case 5: {
-        // publish(tail, record, links, first, last): words 0..3 hold the
-        // tail, the record and nothing; links start at word 8, 4 words each.
-        const first = 1 + Math.floor(random() * 12);
-        const last = 1 + Math.floor(random() * 12);
-        w[0] = twin[0] = 1 + Math.floor(random() * 12);
-        const prev = Atomics.exchange(twin, 0, last);
-        twin[1] = prev;
-        Atomics.store(twin, 8 + prev * 4, first);
-        assert.equal(steps.publish(0, 4, 32, first, last), prev, where);
+        const got = steps.publishFenced(0, 4, 32, first, last, 8, 12, ~1, 16);
+        assert.equal(got, nr, where);
         break;
       }
     }
