@@ -234,6 +234,8 @@ export class Loop {
   /** Passes in a row that left work queued (for depth sampling). */
   #backlogPasses = 0;
   #localQueued = 0;
+  /** Due-timer entries queued and not yet run (part of `#localQueued`). */
+  #timersQueued = 0;
   #refs = 0;
   #hostOps = 0;
   #now = 0;
@@ -411,9 +413,13 @@ export class Loop {
     if (this.#asleep) wake(this.#w, false);
   }
 
-  /** Pushes a loop-thread item; keeps one node free for the close marker. */
+  /**
+   * Pushes a loop-thread item. Keeps one node free for the close marker and,
+   * for tasks, one more for due timers: a flood of tasks that keeps the slot
+   * full still leaves phase 2 room to queue a timer each pass.
+   */
   #pushLocal(item: Local, tag: number): boolean {
-    if (this.#self.freeNodes() <= 1) return false;
+    if (this.#self.freeNodes() <= (tag === TAG_TASK ? 2 : 1)) return false;
     const i = this.#localNext & (this.#local.length - 1);
     this.#self.push(tag, i, 0);
     this.#local[i] = item;
@@ -888,7 +894,7 @@ export class Loop {
    * `#local` slot.
    */
   #queueDueTimers(): void {
-    const half = this.#dueIds.length - this.#localQueued;
+    const half = this.#dueIds.length - this.#timersQueued;
     const room = Math.min(this.#self.freeNodes() - 1, half);
     const ids = this.#dueIds;
     const tickets = this.#dueTickets;
@@ -897,6 +903,7 @@ export class Loop {
     if (n === 0) return;
     this.#self.pushBatch(this.#dueTags, ids, tickets, n);
     this.#localQueued += n;
+    this.#timersQueued += n;
   }
 
   #runTasks(): void {
@@ -936,6 +943,7 @@ export class Loop {
 
   /** Dispatches a due timer's entry (its id and ticket). */
   #runTimer(id: number, ticket: number): boolean {
+    this.#timersQueued--;
     this.#releaseLocal(); // the entry is not read after this
     const callback = this.#timers.fire(id, ticket, this.#timers.time());
     if (callback !== undefined) {
@@ -951,8 +959,9 @@ export class Loop {
 
   /** One loop-thread entry is taken. */
   #releaseLocal(): void {
-    // A nearly full slot frees this node now, so the task can queue more.
-    if (--this.#localQueued * 2 >= this.#local.length) {
+    // A nearly full slot (counting the two nodes `#pushLocal` keeps back)
+    // frees this node now, so the task can queue more.
+    if ((--this.#localQueued + 2) * 2 >= this.#local.length) {
       this.#queue.releaseCurrent();
     }
   }

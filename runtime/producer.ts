@@ -234,14 +234,15 @@ export class Producer {
   }
 
   /**
-   * Nodes free in this slot, refreshing the counters if the cache says none.
+   * Nodes free in this slot, refreshing the counters if the cache says two
+   * or fewer (the loop keeps up to two nodes of its own slot back).
    *
    * @returns Free node count (a snapshot; only grows until this thread pushes).
    */
   freeNodes(): number {
     let free = this.#layout.nodesPerProducer -
       ((this.#allocNodes - this.#releasedNodes) | 0);
-    if (free <= 1) {
+    if (free <= 2) {
       this.#refresh();
       free = this.#layout.nodesPerProducer -
         ((this.#allocNodes - this.#releasedNodes) | 0);

@@ -412,22 +412,22 @@ Deno.test("Loop options and errors", async (t) => {
   }
 
   await t.step(
-    "QueueFullError counts the tasks actually queued (one node is kept for the close marker)",
+    "QueueFullError counts the tasks actually queued (one node is kept for the close marker, one for due timers)",
     () => {
-      const loop = virtualLoop({ capacity: { nodesPerProducer: 4 } });
-      for (let i = 0; i < 3; i++) loop.queue(() => {});
+      const loop = virtualLoop({ capacity: { nodesPerProducer: 8 } });
+      for (let i = 0; i < 6; i++) loop.queue(() => {});
       assert.throws(
         () => loop.queue(() => {}),
         (e: unknown) => {
           assert.ok(e instanceof QueueFullError);
           assert.equal(
             e.message,
-            "Cannot queue task: 3 tasks already queued on the loop",
+            "Cannot queue task: 6 tasks already queued on the loop",
           );
           return true;
         },
       );
-      assert.equal(loop.pending(), 3);
+      assert.equal(loop.pending(), 6);
     },
   );
 
