@@ -8,8 +8,11 @@
  *
  * ## One pass
  *
- * 1. **Update time**: read the clock once. Timers set by tasks of the pass
- *    count their delay from this time (libuv's `uv_now`).
+ * 1. **Update time**: the clock is read at most once a pass, at its first
+ *    use (phase 2 when a timer is pending, else the first `setTimer` or
+ *    `now` of a task), and not at all by a pass that needs no time. Timers
+ *    set by tasks of the pass count their delay from this time (libuv's
+ *    `uv_now`).
  * 2. **Due timers**: move every timer whose deadline has passed into the
  *    queue, in deadline order, ties in creation order, as one chain published
  *    with one exchange; all are collected before any runs. They fill at
@@ -67,7 +70,12 @@ import { WAIT_NR, WAKE_CLOSING, WAKE_SEALED } from "./queue_layout.ts";
 import { type LoopMetrics, MetricsCollector } from "./loop_metrics.ts";
 import { type LoopWarning, Watchdog } from "./loop_watchdog.ts";
 import { Inbox, type MessageHandler } from "./loop_inbox.ts";
-import { LoopClosedError, markLoopThread, type PortHandle } from "./port.ts";
+import {
+  LoopClosedError,
+  markLoopThread,
+  type PortHandle,
+  ReentrancyError,
+} from "./port.ts";
 
 export type { LoopMetrics } from "./loop_metrics.ts";
 export type { MessageHandler } from "./loop_inbox.ts";
@@ -123,29 +131,14 @@ export interface LoopOptions {
   copyBytes?: boolean;
 }
 
-/** A run method was called from inside a task of the same loop. */
-export class ReentrancyError extends Error {
-  /**
-   * Makes the error.
-   *
-   * @param method The run method called.
-   */
-  constructor(method: string) {
-    super(
-      `Cannot ${method}: the loop is already running (called from inside a task)`,
-    );
-    this.name = "ReentrancyError";
-  }
-}
-
 /** `queue()` found the loop's own producer slot full. */
 export class QueueFullError extends RangeError {
   /**
    * Makes the error.
    *
    * @param queued Items queued on the loop's own slot (tasks, due timers,
-   *   host completions): its node count less the node kept for the close
-   *   marker, less nodes still held by the pass.
+   *   host completions): its node count less the two nodes kept back (close
+   *   marker, due timers), less nodes still held by the pass.
    */
   constructor(queued: number) {
     super(`Cannot queue task: ${queued} tasks already queued on the loop`);
@@ -288,9 +281,10 @@ export class Loop {
       nodesPerProducer: 4096,
       ...options.capacity,
     });
-    if (this.#queue.config.nodesPerProducer < 2) {
+    if (this.#queue.config.nodesPerProducer < 4) {
+      // Its own slot keeps two back (the close marker, a due timer).
       throw new RangeError(
-        "Cannot create loop: capacity.nodesPerProducer must be at least 2",
+        "Cannot create loop: capacity.nodesPerProducer must be at least 4",
       );
     }
     this.buffer = this.#queue.buffer;
@@ -433,8 +427,9 @@ export class Loop {
    * given. See `timers.ts` for the meaning of each delay value.
    *
    * "Now" is the loop's time, as libuv's `uv_now`: called from a task, the
-   * time read at the start of the running pass ({@linkcode Loop.now}), which
-   * saves a clock read per call; called outside a pass, a fresh clock read.
+   * running pass's time ({@linkcode Loop.now}: read once, at the pass's
+   * first use of it), which saves a clock read per call; called outside a
+   * pass, a fresh clock read.
    * A timer set late in a long pass is so due that much earlier.
    *
    * @param callback Runs as a task when due.
@@ -887,15 +882,20 @@ export class Loop {
   }
 
   /**
-   * Phase 2. Due timers fill the loop's own slot at most half way (a pass
+   * Phase 2. Due timers take at most half the free nodes of the loop's own
+   * slot and half the slot (a pass
    * runs only `maxEvents` of them anyway), so tasks their callbacks queue find
    * room without `#run` releasing each timer's node early (two atomic
    * stores each). A timer's entry carries its id and ticket; it has no
    * `#local` slot.
    */
   #queueDueTimers(): void {
+    // Free nodes less the close marker's; timers take half of them (one at
+    // least: tasks leave it to them), the rest stays for the tasks their
+    // callbacks queue.
+    const free = this.#self.freeNodes() - 1;
     const half = this.#dueIds.length - this.#timersQueued;
-    const room = Math.min(this.#self.freeNodes() - 1, half);
+    const room = Math.min(free, Math.max(1, free >> 1), half);
     const ids = this.#dueIds;
     const tickets = this.#dueTickets;
     const now = this.#timers.time();

@@ -17,6 +17,7 @@
  */
 
 import type { Clock } from "./clock.ts";
+import { LoopClosedError } from "./port.ts";
 import {
   GEN_BITS,
   GEN_SHIFT,
@@ -150,6 +151,7 @@ export class LoopTimers implements TimerHost {
 
   /** {@inheritDoc TimerHost.refreshTimer} */
   refreshTimer(t: Timer, id: number, gen: number, refed: boolean): number {
+    if (this.#closed) throw new LoopClosedError(undefined, "refresh timer");
     const q = this.#q;
     const f = this.#live(id, gen);
     const now = this.#clock.now(); // see the module docs

@@ -71,6 +71,7 @@ export interface TimerHost {
    * @param gen The handle's generation.
    * @param refed Whether the handle is referenced.
    * @returns The timer's id from now on.
+   * @throws {LoopClosedError} The loop is closed.
    */
   refreshTimer(t: Timer, id: number, gen: number, refed: boolean): number;
   /**
@@ -194,6 +195,8 @@ export class Timer {
    * deadline order. "Now" is a fresh clock read, even inside a pass.
    *
    * @returns This timer.
+   * @throws {LoopClosedError} The loop is closed (its timers were cancelled
+   *   for good).
    */
   refresh(): this {
     const host = this.#host;

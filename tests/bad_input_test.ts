@@ -62,10 +62,11 @@ const CASES: Case[] = [
   })),
   {
     call: "new Loop(options)",
-    input: "capacity.nodesPerProducer: 1",
+    input: "capacity.nodesPerProducer: 2",
     error: RangeError,
-    message: /^Cannot create loop: capacity\.nodesPerProducer/,
-    run: () => new Loop({ capacity: { nodesPerProducer: 1 } }),
+    message:
+      /^Cannot create loop: capacity\.nodesPerProducer must be at least 4$/,
+    run: () => new Loop({ capacity: { nodesPerProducer: 2 } }),
   },
   {
     call: "new Loop(options)",
@@ -194,6 +195,54 @@ const CASES: Case[] = [
         ...loop.port(),
         memory: new WebAssembly.Memory({ initial: 1, maximum: 1 }),
       }),
+  },
+  {
+    call: "connect(handle)",
+    input: "a memory of another queue than its buffer",
+    error: TypeError,
+    message:
+      /^Cannot connect port: the handle's memory and buffer are different queues$/,
+    run: (loop) => {
+      const other = new Loop(small);
+      try {
+        return connect({ ...loop.port(), memory: other.port().memory });
+      } finally {
+        other.close();
+      }
+    },
+  },
+  {
+    call: "connect(handle)",
+    input: "a shared memory whose maximum differs from its size",
+    error: TypeError,
+    message: /^Cannot connect port: the memory's maximum must equal its size/,
+    run: (loop) => {
+      const pages = loop.buffer.byteLength / 65536;
+      const m = new WebAssembly.Memory({
+        initial: pages,
+        maximum: pages + 1,
+        shared: true,
+      });
+      new Uint8Array(m.buffer).set(new Uint8Array(loop.buffer));
+      new Int32Array(m.buffer)[6] ^= 1; // another queue id
+      const buffer = m.buffer as SharedArrayBuffer;
+      return connect({ ...loop.port(), buffer, memory: m });
+    },
+  },
+  {
+    call: "port.post(data)",
+    input: "posted again from a getter while its value is encoded",
+    error: ReentrancyError,
+    message:
+      /^Cannot post message: this port is already writing a message \(posted again while encoding it\)$/,
+    run: (loop) => {
+      const port = connect(loop.port());
+      return port.post({
+        get x() {
+          return port.post(1);
+        },
+      });
+    },
   },
   {
     call: "connect(handle)",

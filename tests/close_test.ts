@@ -174,6 +174,13 @@ Deno.test("close and timers", async (t) => {
       assert.equal(loop.metrics().timersFired, 0);
       later.cancel(); // harmless after close
       later.unref();
+      assert.throws(
+        () => later.refresh(),
+        (e: unknown) =>
+          e instanceof LoopClosedError &&
+          e.message === "Cannot refresh timer: loop is closed",
+      );
+      assert.equal(loop.metrics().pendingTimers, 0, "refresh revived nothing");
       assert.equal(loop.alive(), false);
       await assertRunMethodsRefuse(loop);
     },
@@ -233,19 +240,18 @@ Deno.test("close step 4: posts on the loop's own thread", async (t) => {
       const got: unknown[] = [];
       const loop = virtualLoop({
         onMessage: (d) => got.push(d),
-        capacity: { nodesPerProducer: 2 },
+        capacity: { nodesPerProducer: 4 },
       });
       const port = connect(loop.port());
       loop.queue(() => {
         loop.close();
-        assert.throws(() => port.tryPost(3), refusedWith(3));
-        assert.throws(() => port.post(4), refusedWith(4));
+        assert.throws(() => port.tryPost(5), refusedWith(5));
+        assert.throws(() => port.post(6), refusedWith(6));
       });
-      port.post(1);
-      port.post(2);
+      for (let i = 1; i <= 4; i++) port.post(i);
       assert.equal(port.tryPost(0), false, "the port is full");
       assert.equal(runSyncGuarded(loop), 0);
-      assert.deepEqual(got, [1, 2]);
+      assert.deepEqual(got, [1, 2, 3, 4]);
     },
   );
 });
@@ -473,7 +479,7 @@ Deno.test("close steps 2-3: posts from workers", async (t) => {
       const got: unknown[] = [];
       const loop = virtualLoop({
         onMessage: (d) => got.push(d),
-        capacity: { nodesPerProducer: 2 },
+        capacity: { nodesPerProducer: 4 },
       });
       const ctrl = new Int32Array(new SharedArrayBuffer(C_WORDS * 4));
       const { w } = await startPoster(loop, ctrl, {
@@ -481,26 +487,26 @@ Deno.test("close steps 2-3: posts from workers", async (t) => {
         id: 1,
         method: "post",
         wake: "eager",
-        fill: 2,
+        fill: 4,
       });
       try {
         go(ctrl);
         await until(
-          () => Atomics.load(ctrl, C_RETURNED + 1) === 2,
+          () => Atomics.load(ctrl, C_RETURNED + 1) === 4,
           WAIT_MS,
           () => "the poster to fill its port",
         );
         await turn(5); // most likely waiting inside post() by now
         loop.close();
         const r = await w.next(WAIT_MS, "the poster's report");
-        assert.equal(r.returned, 2);
+        assert.equal(r.returned, 4);
         assert.equal(r.refused.length, 1);
         assert.equal(r.refused[0].name, "LoopClosedError");
         assert.equal(r.refused[0].sameData, true);
-        assert.deepEqual(got, [
-          posterValue(1, 0, "post"),
-          posterValue(1, 1, "post"),
-        ]);
+        assert.deepEqual(
+          got,
+          [0, 1, 2, 3].map((i) => posterValue(1, i, "post")),
+        );
       } finally {
         w.terminate();
       }
