@@ -26,12 +26,7 @@
  * @module
  */
 
-export {
-  FIRST_USER_TAG,
-  Loop,
-  QueueFullError,
-  ReentrancyError,
-} from "./runtime/loop.ts";
+export { FIRST_USER_TAG, Loop, QueueFullError } from "./runtime/loop.ts";
 export type {
   LoopMetrics,
   LoopOptions,
@@ -49,6 +44,7 @@ export {
   LoopClosedError,
   Port,
   PostTimeoutError,
+  ReentrancyError,
 } from "./runtime/port.ts";
 export type { PortHandle, PostOptions, WakePolicy } from "./runtime/port.ts";
 export { PayloadTooLargeError } from "./runtime/messages.ts";

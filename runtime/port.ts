@@ -78,6 +78,7 @@ import {
   P_FENCE,
   P_GENERATION,
   readLayout,
+  sameQueue,
   SLOT_CLAIMED,
   SLOT_RESERVED,
   slotWord,
@@ -86,14 +87,19 @@ import {
   WAKE_SEALED,
 } from "./queue_layout.ts";
 import { Producer, PUSH_FULL } from "./mpsc_queue.ts";
-import { fencePublishes } from "./producer.ts";
+import {
+  armFence,
+  fenceArmed,
+  fencedWaitNr,
+  fencePublishes,
+} from "./producer.ts";
 import {
   MessageWriter,
   MSG_CLOSE_REQUEST,
   MSG_PORT_CLOSED,
 } from "./messages.ts";
 import { wakeArmed } from "./wake.ts";
-import { WordAtomics } from "./wasm_atomics.ts";
+import { isMemory, WordAtomics } from "./wasm_atomics.ts";
 
 /** A structured-cloneable description of a reserved port. */
 export interface PortHandle {
@@ -135,6 +141,27 @@ export interface PostOptions {
    * loop was closing (close protocol step 3 in `port.ts`).
    */
   timeout?: number;
+}
+
+/**
+ * A call that cannot nest was made from inside itself: a run method from a
+ * task of the same loop, or a post from a getter of the value the same port
+ * is encoding.
+ */
+export class ReentrancyError extends Error {
+  /**
+   * Makes the error.
+   *
+   * @param method The method called, e.g. "runSync".
+   * @param why What was already under way.
+   */
+  constructor(
+    method: string,
+    why = "the loop is already running (called from inside a task)",
+  ) {
+    super(`Cannot ${method}: ${why}`);
+    this.name = "ReentrancyError";
+  }
 }
 
 /**
@@ -328,7 +355,7 @@ export function connect(handle: PortHandle): Port {
     );
   }
   const { memory, slot, generation } = handle;
-  if (memory !== undefined && !(memory instanceof WebAssembly.Memory)) {
+  if (memory !== undefined && !isMemory(memory)) {
     throw new TypeError(
       "Cannot connect port: memory must be a WebAssembly.Memory",
     );
@@ -338,6 +365,14 @@ export function connect(handle: PortHandle): Port {
     ? adoptMemory(memory, "connect port")
     : handle.buffer;
   const layout = readLayout(buffer, "connect port"); // names the action
+  if (
+    memory !== undefined && handle.buffer !== undefined &&
+    !sameQueue(buffer, handle.buffer)
+  ) {
+    throw new TypeError(
+      "Cannot connect port: the handle's memory and buffer are different queues",
+    );
+  }
   if (typeof slot !== "number" || !Number.isInteger(slot)) {
     throw new TypeError(
       `Cannot connect port: slot must be an integer, got ${String(slot)}`,
@@ -423,6 +458,8 @@ export class Port {
   readonly #pending: PendingPost[] = [];
   #pumping = false;
   #closed = false;
+  /** Inside `#write` (encoding may call back into this port). */
+  #writing = false;
 
   /**
    * Wraps an attached producer; use {@linkcode connect}.
@@ -481,21 +518,32 @@ export class Port {
    * carrying `data`, if refused.
    */
   #write(data: unknown, bytes?: Uint8Array, send: unknown = data): number {
+    // Encoding runs user code (getters, toJSON). A post from there would
+    // lower the fence while this write is still under way, and a death
+    // report could then reuse the slot under it: refused, nothing queued.
+    if (this.#writing) {
+      throw new ReentrancyError(
+        "post message",
+        "this port is already writing a message (posted again while encoding it)",
+      );
+    }
     if (!this.#enter()) {
       throw new LoopClosedError(data, "post message", "port");
     }
     const p = this.#p;
-    p.fenceArmed = this.#fused;
+    this.#writing = true;
+    armFence(p, this.#fused);
     try {
       return bytes === undefined
         ? this.#writer.write(send)
         : this.#writer.writeEncoded(bytes);
     } finally {
+      this.#writing = false;
       // A fenced publish lowered the fence and read WAIT_NR; otherwise
       // (no publish, or JS Atomics) leave here, and load it in #waitNr.
-      this.#fencedNr = !p.fenceArmed && this.#fused;
+      this.#fencedNr = this.#fused && !fenceArmed(p);
       if (!this.#fencedNr) {
-        p.fenceArmed = false;
+        armFence(p, false);
         this.#leave();
       }
     }
@@ -504,7 +552,7 @@ export class Port {
   /** `WAIT_NR` after the last successful write: read by its publish or now. */
   #waitNr(): number {
     // Pairs with the store of WAKE_CLOSING in Loop.close.
-    return this.#fencedNr ? this.#p.waitNr : this.#atomics.load(WAIT_NR);
+    return this.#fencedNr ? fencedWaitNr(this.#p) : this.#atomics.load(WAIT_NR);
   }
 
   /**

@@ -34,7 +34,7 @@ import {
   TAIL,
   WAIT_NR,
 } from "./queue_layout.ts";
-import { type AtomicSteps, stepsFor } from "./wasm_atomics.ts";
+import { type AtomicSteps, isMemory, stepsFor } from "./wasm_atomics.ts";
 
 /** Push result: the producer's slot is full; nothing was queued. */
 export const PUSH_FULL = 0;
@@ -50,11 +50,14 @@ export type PushResult =
 
 let markOnConsumerThread: (p: Producer) => void;
 let setFence: (p: Producer, word: number, mask: number) => void;
+let setArmed: (p: Producer, armed: boolean) => void;
+let getArmed: (p: Producer) => boolean;
+let getWaitNr: (p: Producer) => number;
 
 /**
  * Makes a port's producer lower the port's write fence in its publish (one
  * WebAssembly call for the exchange, link store, fence and wake check); a
- * publish does so only when the port armed it (`Producer.fenceArmed`) and
+ * publish does so only when the port armed it ({@linkcode armFence}) and
  * the buffer is a known shared memory. Used by `Port`.
  *
  * @param p The port's producer.
@@ -63,6 +66,39 @@ let setFence: (p: Producer, word: number, mask: number) => void;
  */
 export function fencePublishes(p: Producer, word: number, mask: number): void {
   setFence(p, word, mask);
+}
+
+/**
+ * Arms (or disarms) the fenced publish of a producer given a fence by
+ * {@linkcode fencePublishes}: its next publish lowers the fence and reads
+ * `WAIT_NR`, then disarms. Used by `Port` inside its fence.
+ *
+ * @param p The port's producer.
+ * @param armed Whether the next publish is fenced.
+ */
+export function armFence(p: Producer, armed: boolean): void {
+  setArmed(p, armed);
+}
+
+/**
+ * Whether the fenced publish is still armed: after a write, true means no
+ * publish took it (full, or failed) and the fence is still raised.
+ *
+ * @param p The port's producer.
+ * @returns The armed flag.
+ */
+export function fenceArmed(p: Producer): boolean {
+  return getArmed(p);
+}
+
+/**
+ * `WAIT_NR` as the producer's last fenced publish read it.
+ *
+ * @param p The port's producer.
+ * @returns The word.
+ */
+export function fencedWaitNr(p: Producer): number {
+  return getWaitNr(p);
 }
 
 /**
@@ -114,13 +150,15 @@ export class Producer {
   #fence = -1;
   #fenceMask = 0;
   /**
-   * Set by a port inside its fence: the next publish lowers the fence and
-   * reads `WAIT_NR` into {@linkcode Producer.waitNr}, then clears this.
-   * Still set after a write means no publish took it (full, or failed).
+   * Set by a port inside its fence (`armFence`): the next publish lowers the
+   * fence and reads `WAIT_NR` into `#waitNr`, then clears this. Still set
+   * after a write means no publish took it (full, or failed). Never set
+   * without a fence: module functions only, so no caller can point the
+   * fenced publish at word -1.
    */
-  fenceArmed = false;
+  #fenceArmed = false;
   /** `WAIT_NR` as the last fenced publish read it. */
-  waitNr = 0;
+  #waitNr = 0;
   static {
     markOnConsumerThread = (p) => {
       p.#onConsumerThread = true;
@@ -129,6 +167,11 @@ export class Producer {
       p.#fence = word;
       p.#fenceMask = mask;
     };
+    setArmed = (p, armed) => {
+      p.#fenceArmed = armed && p.#fence >= 0;
+    };
+    getArmed = (p) => p.#fenceArmed;
+    getWaitNr = (p) => p.#waitNr;
   }
   /**
    * Count of nodes this producer had allocated after its last push: the
@@ -179,7 +222,7 @@ export class Producer {
     shared: SharedArrayBuffer | WebAssembly.Memory,
     reserved?: number,
   ): Producer {
-    const buffer = shared instanceof WebAssembly.Memory
+    const buffer = isMemory(shared)
       ? adoptMemory(shared, "attach producer")
       : shared;
     const layout = readLayout(buffer, "attach producer");
@@ -278,11 +321,11 @@ export class Producer {
     // through TAIL (Atomics.load in MpscQueue.#take).
     const steps = this.#steps;
     let prev: number;
-    if (steps !== undefined && this.fenceArmed) {
+    if (steps !== undefined && this.#fenceArmed) {
       // Also ends the push's record (P_PUSH_NODE = NIL) before the fence
       // is lowered: nothing of this post is written after that.
-      this.fenceArmed = false;
-      this.waitNr = steps.publishFenced(
+      this.#fenceArmed = false;
+      this.#waitNr = steps.publishFenced(
         TAIL * 4,
         (at + P_PUSH_PREV) * 4,
         this.#links,

@@ -16,6 +16,7 @@
  * | 0    | `H_NODES` (3)       | nodes per producer | creator, once         | all                |
  * | 0    | `H_BYTES` (4)       | bytes per producer | creator, once         | all                |
  * | 0    | `H_STATE` (5)       | open / closed      | owner of the loop     | producers          |
+ * | 0    | `H_ID` (6, 7)       | random queue id    | creator, once         | `adoptMemory`      |
  * | 1    | `TAIL` (32)         | last pushed node   | producers (exchange)  | consumer           |
  * | 1    | `WAIT_NR` (33)      | armed wake target  | consumer, producers   | producers          |
  * | 1    | `ADDED` (34)        | lazy adds counted  | producers, consumer   | producers          |
@@ -363,9 +364,26 @@ export function adoptMemory(
   if (buffer.byteLength < PRODUCER_TABLE * 4) return buffer; // readLayout says
   const known = adopted.get(idOf(buffer))?.deref();
   if (known !== undefined && memoryOf(known) !== undefined) return known;
-  registerMemory(buffer, memory);
+  if (!registerMemory(buffer, memory)) {
+    throw new TypeError(
+      `Cannot ${action}: the memory's maximum must equal its size (as a queue makes it)`,
+    );
+  }
   remember(buffer);
   return buffer;
+}
+
+/**
+ * Whether two buffers hold the same queue: same size and the same random id
+ * in their headers (clones of one buffer cannot be compared by identity).
+ *
+ * @param a A queue buffer.
+ * @param b Another buffer.
+ * @returns The answer.
+ */
+export function sameQueue(a: SharedArrayBuffer, b: unknown): boolean {
+  return b instanceof SharedArrayBuffer && b.byteLength === a.byteLength &&
+    b.byteLength >= (H_ID + 2) * 4 && idOf(a) === idOf(b);
 }
 
 function idOf(buffer: SharedArrayBuffer): string {

@@ -224,6 +224,8 @@ export const PAGE_BYTES = 65536;
 const modules = new Map<number, WebAssembly.Module>();
 /** This thread's queue buffers that are shared WebAssembly memories. */
 const memories = new WeakMap<SharedArrayBuffer, WebAssembly.Memory>();
+/** The steps over each of them, one instance per buffer and thread. */
+const stepsByBuffer = new WeakMap<SharedArrayBuffer, AtomicSteps>();
 
 /**
  * A zeroed shared buffer of `byteLength` bytes (whole pages): the buffer of
@@ -254,17 +256,41 @@ export function sharedMemory(byteLength: number): SharedArrayBuffer {
 }
 
 /**
+ * Whether `x` is a `WebAssembly.Memory`; false on a host without the
+ * `WebAssembly` global (V8's `--jitless`), where queues use plain
+ * `SharedArrayBuffer`s and JS `Atomics`.
+ *
+ * @param x Any value.
+ * @returns The answer.
+ */
+export function isMemory(x: unknown): x is WebAssembly.Memory {
+  return typeof WebAssembly !== "undefined" && x instanceof WebAssembly.Memory;
+}
+
+/**
  * Remembers that `memory` backs `buffer` on this thread (a memory received
- * from another thread; see `adoptMemory` in `queue_layout.ts`).
+ * from another thread; see `adoptMemory` in `queue_layout.ts`), after
+ * instantiating the steps over it, so a memory the module cannot import
+ * (one whose maximum differs from its size) is refused here, once, rather
+ * than at a later push.
  *
  * @param buffer `memory.buffer`, already checked to be shared.
  * @param memory The memory.
+ * @returns False when the steps cannot use the memory (nothing remembered).
  */
 export function registerMemory(
   buffer: SharedArrayBuffer,
   memory: WebAssembly.Memory,
-): void {
+): boolean {
+  let steps: AtomicSteps;
+  try {
+    steps = atomicSteps(memory);
+  } catch {
+    return false;
+  }
   memories.set(buffer, memory);
+  stepsByBuffer.set(buffer, steps);
+  return true;
 }
 
 /**
@@ -279,8 +305,6 @@ export function memoryOf(
 ): WebAssembly.Memory | undefined {
   return memories.get(buffer);
 }
-
-const stepsByBuffer = new WeakMap<SharedArrayBuffer, AtomicSteps>();
 
 /**
  * The steps over a queue buffer's memory, one instance per buffer and

@@ -12,7 +12,12 @@
  */
 
 import assert from "node:assert/strict";
-import { connect, LoopClosedError, PostTimeoutError } from "../mod.ts";
+import {
+  connect,
+  LoopClosedError,
+  PostTimeoutError,
+  ReentrancyError,
+} from "../mod.ts";
 import { Loop } from "../runtime/loop.ts";
 import { WAIT_NR, WAKE_CLOSING } from "../runtime/queue_layout.ts";
 import { TestWorker, turn, within } from "./worker_harness.ts";
@@ -281,4 +286,75 @@ Deno.test("tryPost of a string that fits by its UTF-8 length is queued even when
   while (loop.runNoWait() > 0);
   assert.equal(got.length, 2);
   assert.equal(got[1], ascii);
+});
+
+Deno.test("a post from a getter of the value its port is encoding throws ReentrancyError; the inner value is not queued and the slot is not handed out mid-write", () => {
+  const loop = new Loop({ capacity: { producers: 2 } });
+  try {
+    const seen: unknown[] = [];
+    loop.onMessage = (v) => seen.push(v);
+    const h = loop.port();
+    const port = connect(h);
+    const inner: unknown[] = [];
+    let reserved: unknown;
+    port.post({
+      get x() {
+        try {
+          port.post("inner");
+          inner.push("returned");
+        } catch (e) {
+          inner.push(e);
+        }
+        // A death report while the write is under way must not free the
+        // slot under it: loop.port() finds no free slot yet.
+        loop.producerDied(h.slot);
+        loop.runNoWait();
+        try {
+          loop.port();
+          reserved = "a slot";
+        } catch (e) {
+          reserved = e;
+        }
+        return "outer";
+      },
+    });
+    assert.equal(inner.length, 1);
+    assert.ok(inner[0] instanceof ReentrancyError, String(inner[0]));
+    assert.equal(
+      (inner[0] as Error).message,
+      "Cannot post message: this port is already writing a message (posted again while encoding it)",
+    );
+    assert.ok(reserved instanceof RangeError, String(reserved));
+    loop.runNoWait();
+    assert.deepEqual(seen, [{ x: "outer" }], "the outer post, once");
+    // The slot is reclaimed after the write: a new port gets it and delivers.
+    loop.runNoWait();
+    const again = connect(loop.port());
+    again.post("after");
+    loop.runNoWait();
+    assert.deepEqual(seen, [{ x: "outer" }, "after"]);
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("a getter that posts and lets ReentrancyError escape fails the outer post: nothing queued, the port still works", () => {
+  const loop = new Loop();
+  try {
+    const seen: unknown[] = [];
+    loop.onMessage = (v) => seen.push(v);
+    const port = connect(loop.port());
+    const value = {
+      get x() {
+        port.post("inner");
+        return 1;
+      },
+    };
+    assert.throws(() => port.post(value), ReentrancyError);
+    assert.equal(port.tryPost("next"), true);
+    loop.runNoWait();
+    assert.deepEqual(seen, ["next"]);
+  } finally {
+    loop.close();
+  }
 });

@@ -15,6 +15,7 @@ import {
   PAGE_BYTES,
   WordAtomics,
 } from "../runtime/wasm_atomics.ts";
+import { armFence, fenceArmed } from "../runtime/producer.ts";
 import { rng } from "./rng.ts";
 
 function sharedMemory(pages: number): WebAssembly.Memory {
@@ -182,5 +183,120 @@ Deno.test("wasm steps: a handle whose memory is not a shared WebAssembly.Memory 
     connect(h).post(1);
   } finally {
     loop.close();
+  }
+});
+
+Deno.test("wasm steps: a handle whose memory and buffer are different queues is refused", () => {
+  const a = new Loop({ capacity: { producers: 4, nodesPerProducer: 4 } });
+  const b = new Loop({ capacity: { producers: 4, nodesPerProducer: 4 } });
+  try {
+    const ha = a.port();
+    const hb = b.port();
+    assert.equal(ha.slot, hb.slot, "same slot and generation in each loop");
+    assert.throws(
+      () => connect({ ...hb, memory: ha.memory }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        e.message ===
+          "Cannot connect port: the handle's memory and buffer are different queues",
+    );
+    // Nothing was claimed: each rightful handle connects and delivers.
+    const seen: unknown[] = [];
+    a.onMessage = (v) => seen.push(["a", v]);
+    b.onMessage = (v) => seen.push(["b", v]);
+    connect(ha).post(1);
+    connect(hb).post(2);
+    a.runNoWait();
+    b.runNoWait();
+    assert.deepEqual(seen, [["a", 1], ["b", 2]]);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
+
+Deno.test("wasm steps: a shared memory whose maximum differs from its size is refused with TypeError, and not remembered", () => {
+  const loop = new Loop({ capacity: { producers: 4, nodesPerProducer: 64 } });
+  try {
+    const h = loop.port();
+    const pages = loop.buffer.byteLength / PAGE_BYTES;
+    const m = new WebAssembly.Memory({
+      initial: pages,
+      maximum: pages + 1,
+      shared: true,
+    });
+    // A copy of the queue under another id, so it is not mapped to the
+    // loop's own buffer.
+    new Uint8Array(m.buffer).set(new Uint8Array(loop.buffer));
+    new Int32Array(m.buffer)[6] ^= 1;
+    for (const attempt of [1, 2]) {
+      assert.throws(
+        () =>
+          connect({ ...h, buffer: m.buffer as SharedArrayBuffer, memory: m }),
+        (e: unknown) =>
+          e instanceof TypeError &&
+          e.message ===
+            "Cannot connect port: the memory's maximum must equal its size (as a queue makes it)",
+        `attempt ${attempt}`,
+      );
+    }
+    assert.equal(memoryOf(m.buffer as SharedArrayBuffer), undefined);
+    connect(h).post(7);
+    const seen: unknown[] = [];
+    loop.onMessage = (v) => seen.push(v);
+    loop.runNoWait();
+    assert.deepEqual(seen, [7]);
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("wasm steps: a producer without a port's fence cannot be armed to publish through one", () => {
+  const q = MpscQueue.create({ producers: 2, nodesPerProducer: 8 });
+  const p = Producer.attach(q.memory!);
+  armFence(p, true); // no fence word: stays disarmed
+  assert.equal(fenceArmed(p), false);
+  p.push(3, 4, 5);
+  const got: number[] = [];
+  q.drain(10, (e) => {
+    got.push(e.tag, e.a, e.b);
+  });
+  assert.deepEqual(got, [3, 4, 5]);
+});
+
+Deno.test("without a WebAssembly global (as under V8's --jitless), loops, producers and ports run on JS Atomics", () => {
+  const g = globalThis as { WebAssembly?: unknown };
+  const saved = g.WebAssembly;
+  delete g.WebAssembly;
+  try {
+    assert.equal(typeof g.WebAssembly, "undefined");
+    const loop = new Loop();
+    try {
+      const h = loop.port();
+      assert.equal(h.memory, undefined);
+      assert.ok(h.buffer instanceof SharedArrayBuffer);
+      const seen: unknown[] = [];
+      loop.onMessage = (v) => seen.push(v);
+      const port = connect(structuredClone(h));
+      port.post(1);
+      port.post({ two: [2n, "2"] });
+      const ran: number[] = [];
+      loop.queue(() => ran.push(3));
+      loop.runNoWait();
+      assert.deepEqual(seen, [1, { two: [2n, "2"] }]);
+      assert.deepEqual(ran, [3]);
+    } finally {
+      loop.close();
+    }
+    const q = MpscQueue.create({ producers: 2, nodesPerProducer: 8 });
+    assert.equal(q.memory, undefined);
+    Producer.attach(q.buffer).push(9, 8, 7);
+    const got: number[] = [];
+    q.drain(10, (e) => {
+      got.push(e.tag, e.a, e.b);
+    });
+    assert.deepEqual(got, [9, 8, 7]);
+  } finally {
+    g.WebAssembly = saved;
   }
 });
