@@ -429,7 +429,9 @@ export class Loop {
    * "Now" is the loop's time, as libuv's `uv_now`: called from a task, the
    * running pass's time ({@linkcode Loop.now}: read once, at the pass's
    * first use of it), which saves a clock read per call; called outside a
-   * pass, a fresh clock read.
+   * pass, the same for the synchronous turn (a real clock's first read in
+   * it, until a microtask clears it, as Node's `setTimeout` counts from
+   * libuv's cached time), or a fresh read of a virtual clock.
    * A timer set late in a long pass is so due that much earlier.
    *
    * @param callback Runs as a task when due.
@@ -848,6 +850,7 @@ export class Loop {
    */
   #pass(mode: number, closing = false): number {
     this.#inPass = this.#timers.inPass = true;
+    this.#timers.passNow = NaN; // not a turn's time read before the pass
     // 1. Time: read at its first use in the pass (timers.time()), so a pass
     // with no timer pending and no task asking reads no clock.
     this.#m.pass();

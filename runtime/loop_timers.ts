@@ -5,10 +5,14 @@
  * A new timer's deadline counts from the loop's time, as libuv's `uv_now`:
  * inside a pass (a task calling `setTimer`), the pass's time, read once per
  * pass at its first use ({@linkcode LoopTimers.time}; a pass with timers
- * pending reads it first thing, to find the due ones); outside a pass, a
- * fresh clock read. A clock read costs ~95-190 ns here (`performance.now()`), more
- * than the rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock
- * insert); the price is that a timer set late in a long pass is due that
+ * pending reads it first thing, to find the due ones); outside a pass, with
+ * a real clock, the time read at the first `setTimer` of the current
+ * synchronous turn (kept until a microtask clears it: Node's `setTimeout`
+ * likewise counts from libuv's cached loop time); with a virtual clock, a
+ * fresh read, so `advance()` then `setTimer()` count from the new time. A
+ * clock read costs ~95-190 ns here (`performance.now()`), more than the
+ * rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock insert);
+ * the price is that a timer set late in a long pass or turn is due that
  * much earlier than its delay from the moment it was set.
  * `refresh()` is rarer and always reads the clock: "restart the countdown
  * from now" means the moment of the call.
@@ -275,15 +279,26 @@ export class LoopTimers implements TimerHost {
 
   /**
    * @returns The loop's time: inside a pass, the pass's (the clock read at
-   *   its first use in the pass); outside one, a fresh clock read.
+   *   its first use in the pass); outside one, the turn's (see the module
+   *   docs), or a fresh read of a virtual clock.
    */
   time(): number {
     let now = this.passNow;
-    if (now === now) return now; // NaN: not read yet, or outside a pass
+    if (now === now) return now; // NaN: not read yet in this pass or turn
     now = this.#clock.now();
-    if (this.inPass) this.passNow = now;
+    if (this.inPass) {
+      this.passNow = now;
+    } else if (!this.#clock.virtual) {
+      this.passNow = now;
+      queueMicrotask(this.#endTurn);
+    }
     return now;
   }
+
+  /** Ends a turn's time (outside a pass); a pass clears it itself. */
+  readonly #endTurn = (): void => {
+    if (!this.inPass) this.passNow = NaN;
+  };
 
   /** @returns The earliest pending deadline, or Infinity. */
   nextDeadline(): number {

@@ -13,7 +13,13 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { Loop, type LoopOptions, type Timer, VirtualClock } from "../mod.ts";
+import {
+  type Clock,
+  Loop,
+  type LoopOptions,
+  type Timer,
+  VirtualClock,
+} from "../mod.ts";
 import { TIMER_DONE, TIMER_PENDING } from "../runtime/timers.ts";
 import { rng } from "./rng.ts";
 import { runSyncToEnd, runSyncWatched } from "./loop_harness.ts";
@@ -920,6 +926,65 @@ Deno.test("the loop reads its clock at most once per pass, and not at all in a p
     assert.equal(seen.length, 51);
     // All 50 were due at 1005 (1000 + 5), not 1003 + 5: one pass time.
     for (const t of seen.slice(1)) assert.equal(t, 1005);
+  } finally {
+    loop.close();
+  }
+});
+
+/** A real-time stand-in the test moves by hand (`virtual` is false). */
+class ManualRealClock implements Clock {
+  readonly virtual = false;
+  time = 1000;
+  reads = 0;
+  now(): number {
+    this.reads++;
+    return this.time;
+  }
+  jumpTo(): void {}
+}
+
+Deno.test("outside a pass, a real clock is read once per synchronous turn: timers set in one turn count from its first read", async () => {
+  const clock = new ManualRealClock();
+  const loop = new Loop({ clock });
+  try {
+    const base = clock.reads;
+    const a = loop.setTimer(() => {}, 10);
+    clock.time += 4; // the turn runs on; its timers keep the turn's time
+    const b = loop.setTimer(() => {}, 10);
+    for (let i = 0; i < 100; i++) loop.setTimer(() => {}, 1).cancel();
+    assert.equal(clock.reads - base, 1, "one read for the whole turn");
+    assert.equal(a.deadline, 1010);
+    assert.equal(b.deadline, 1010);
+    await Promise.resolve(); // a microtask ends the turn
+    const c = loop.setTimer(() => {}, 10);
+    assert.equal(c.deadline, 1014, "a new turn reads the clock again");
+    assert.equal(clock.reads - base, 2);
+    // A pass does not take a turn's time: it reads its own.
+    clock.time += 6;
+    const d = loop.setTimer(() => {}, 100); // still c's turn: 1004 + 100
+    clock.time += 5;
+    let inPass = NaN;
+    loop.queue(() => inPass = loop.setTimer(() => {}, 0).deadline);
+    loop.runNoWait();
+    assert.equal(d.deadline, 1104);
+    assert.equal(inPass, 1015, "the pass read the clock itself");
+    for (const t of [a, b, c, d]) t.cancel();
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("outside a pass, a virtual clock is read afresh each time: advance() then setTimer() counts from the new time", () => {
+  const clock = new CountingClock(0);
+  const loop = new Loop({ clock });
+  try {
+    const a = loop.setTimer(() => {}, 10);
+    clock.advance(4);
+    const b = loop.setTimer(() => {}, 10);
+    assert.equal(a.deadline, 10);
+    assert.equal(b.deadline, 14);
+    a.cancel();
+    b.cancel();
   } finally {
     loop.close();
   }
