@@ -336,7 +336,9 @@ Deno.test(
               () =>
                 `worker ${id} to be terminated at ${plans[id].target} ` +
                 `deliveries (${ledger.next[id]} delivered, ` +
-                `${ledger.returned(id)} returned)`,
+                `${ledger.returned(id)} returned, phase ${ledger.phase(id)}` +
+                `, slot ${worker.slot}; loop ${loop.pending()} pending, ` +
+                `${JSON.stringify(loop.metrics())})`,
             );
             if (ledger.failure !== undefined) throw ledger.failure;
             assert.ok(running(), `the loop stopped after worker ${id} died`);
