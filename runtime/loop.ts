@@ -139,9 +139,14 @@ export class QueueFullError extends RangeError {
    * @param queued Items queued on the loop's own slot (tasks, due timers,
    *   host completions): its node count less the two nodes kept back (close
    *   marker, due timers), less nodes still held by the pass.
+   * @param nodes The slot's node count (`capacity.nodesPerProducer`).
    */
-  constructor(queued: number) {
-    super(`Cannot queue task: ${queued} tasks already queued on the loop`);
+  constructor(queued: number, nodes: number) {
+    super(
+      `Cannot queue task: ${queued} tasks already queued on the loop (its own slot holds capacity.nodesPerProducer - 2 = ${
+        nodes - 2
+      })`,
+    );
     this.name = "QueueFullError";
   }
 }
@@ -377,7 +382,9 @@ export class Loop {
    * @throws {LoopClosedError} The loop is closed.
    */
   queue(fn: () => void): void {
-    if (!this.tryQueue(fn)) throw new QueueFullError(this.#localQueued);
+    if (!this.tryQueue(fn)) {
+      throw new QueueFullError(this.#localQueued, this.#local.length);
+    }
   }
 
   /**

@@ -399,6 +399,12 @@ export function connect(handle: PortHandle): Port {
       `Cannot connect port: slot ${slot}'s thread was reported dead`,
     );
   }
+  // Claimed already: a second connect of the same handle.
+  if (Atomics.load(w, slotWord(slot) + P_CLAIM) === SLOT_CLAIMED) {
+    throw new RangeError(
+      `Cannot connect port: slot ${slot} is already connected (a handle connects once)`,
+    );
+  }
   const producer = Producer.attach(buffer, slot);
   // reserveSlot counts a reservation before the slot shows as reserved, so
   // a claim that took a later reservation than the handle's sees it here

@@ -264,6 +264,13 @@ function checkInt(
  * @throws {RangeError} A size is out of range or not a power of two.
  */
 export function layoutFor(options: Partial<QueueConfig> = {}): Layout {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(
+      `Cannot create queue: config must be an object, got ${
+        options === null ? "null" : typeof options
+      }`,
+    );
+  }
   const producers = checkInt(
     "producers",
     options.producers ?? DEFAULT_CONFIG.producers,

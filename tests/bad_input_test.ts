@@ -24,6 +24,7 @@ import {
   pooledMap,
   type PortHandle,
   Producer,
+  type QueueConfig,
   ReentrancyError,
   VirtualClock,
 } from "../mod.ts";
@@ -255,7 +256,7 @@ const CASES: Case[] = [
     call: "connect(handle)",
     input: "a handle already connected",
     error: RangeError,
-    message: /^Cannot (connect port|attach producer): /,
+    message: /^Cannot connect port: slot \d+ is already connected/,
     run: (loop) => {
       const h = loop.port();
       connect(h);
@@ -371,6 +372,13 @@ const CASES: Case[] = [
       loop.onPortClosed(loop.port().slot, 5 as unknown as () => void),
   },
   // Queue and clock.
+  ...[-1, "big", null].map((config): Case => ({
+    call: "MpscQueue.create(config)",
+    input: `config ${JSON.stringify(config)}`,
+    error: TypeError,
+    message: /^Cannot create queue: config must be an object, got /,
+    run: () => MpscQueue.create(config as unknown as QueueConfig),
+  })),
   {
     call: "MpscQueue.create(config)",
     input: "producers 0",

@@ -422,7 +422,7 @@ Deno.test("Loop options and errors", async (t) => {
           assert.ok(e instanceof QueueFullError);
           assert.equal(
             e.message,
-            "Cannot queue task: 6 tasks already queued on the loop",
+            "Cannot queue task: 6 tasks already queued on the loop (its own slot holds capacity.nodesPerProducer - 2 = 6)",
           );
           return true;
         },
