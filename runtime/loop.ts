@@ -415,12 +415,13 @@ export class Loop {
   }
 
   /**
-   * Pushes a loop-thread item. Keeps one node free for the close marker and,
-   * for tasks, one more for due timers: a flood of tasks that keeps the slot
-   * full still leaves phase 2 room to queue a timer each pass.
+   * Pushes a loop-thread item (a task or a host completion). Keeps one node
+   * free for the close marker and one more for due timers: a flood of tasks
+   * or completions that keeps the slot full still leaves phase 2 room to
+   * queue a timer each pass.
    */
   #pushLocal(item: Local, tag: number): boolean {
-    if (this.#self.freeNodes() <= (tag === TAG_TASK ? 2 : 1)) return false;
+    if (this.#self.freeNodes() <= 2) return false;
     const i = this.#localNext & (this.#local.length - 1);
     this.#self.push(tag, i, 0);
     this.#local[i] = item;
@@ -818,7 +819,9 @@ export class Loop {
           const ms = performance.now() - s0;
           this.#m.slept(r, ms);
           this.#watchdog.slept(r, ms, sleep);
-          lastYield = performance.now();
+          // A sleep that returned at once gave the host no turn: the 10 ms
+          // bound below still counts from the last one.
+          if (this.#waiter.yieldedToHost) lastYield = performance.now();
         } else if (sleep === VIRTUAL_JUMP) {
           // Let every pending reaction run first: it may set an earlier
           // timer or queue work. Then jump, unless something arrived.

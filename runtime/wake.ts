@@ -108,6 +108,12 @@ export class Waiter {
   timedOutArmed = 0;
   /** After a sleep that timed out still armed: `ADDED` when it disarmed. */
   timedOutAdded = 0;
+  /**
+   * Whether the last `sleepAsync` awaited the host (a `waitAsync` that went
+   * async), so host tasks and timers had turns; false when it returned at
+   * once (work already there, a changed word, a zero timeout).
+   */
+  yieldedToHost = false;
 
   /**
    * Binds a waiter to a queue buffer; one per consumer thread.
@@ -161,6 +167,7 @@ export class Waiter {
     const w = this.#w;
     // The min-wait phase only matters when waiting for more than 1 add.
     const first = k > 1 ? Math.min(timeoutMs, minWaitMs) : timeoutMs;
+    this.yieldedToHost = false;
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
     let r = Atomics.wait(w, WAIT_NR, k, first); // W4
@@ -209,6 +216,7 @@ export class Waiter {
   ): Promise<SleepResult> {
     // The min-wait phase only matters when waiting for more than 1 add.
     const first = k > 1 ? Math.min(timeoutMs, minWaitMs) : timeoutMs;
+    this.yieldedToHost = false;
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
     let r = await this.#waitAsync(k, first, keepAlive);
@@ -230,15 +238,19 @@ export class Waiter {
     let r: string;
     if (!res.async) {
       r = res.value;
-    } else if (!keepAlive) {
-      r = await res.value;
     } else {
-      // Keeps the process alive: setInterval is referenced in Deno and Node.
-      const hold = setInterval(() => {}, 1 << 30);
-      try {
+      this.yieldedToHost = true;
+      if (!keepAlive) {
         r = await res.value;
-      } finally {
-        clearInterval(hold);
+      } else {
+        // Keeps the process alive: setInterval is referenced in Deno and
+        // Node.
+        const hold = setInterval(() => {}, 1 << 30);
+        try {
+          r = await res.value;
+        } finally {
+          clearInterval(hold);
+        }
       }
     }
     return r;

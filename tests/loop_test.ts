@@ -409,6 +409,33 @@ Deno.test("fairness under a flood of self-requeuing tasks", async (t) => {
       },
     );
   }
+
+  await t.step(
+    "a due timer still runs when loop.track() completions keep the slot full (nodesPerProducer 8, await run())",
+    async () => {
+      const { clock, loop } = setup({
+        maxEvents,
+        capacity: { nodesPerProducer: 8 },
+      });
+      const LIMIT = 20_000; // the flood ends by itself here
+      let completions = 0;
+      let firedAt = -1;
+      const host = () => {
+        if (++completions === 100) clock.advance(5);
+        if (firedAt < 0 && completions < LIMIT) {
+          loop.track(Promise.resolve(), host);
+        }
+      };
+      for (let i = 0; i < 8; i++) loop.track(Promise.resolve(), host);
+      loop.setTimer(() => (firedAt = completions), 5);
+      await settleOrRescue(loop, loop.run());
+      assert.ok(firedAt >= 0, "the timer never ran");
+      assert.ok(
+        firedAt < LIMIT / 2,
+        `the timer waited for ${firedAt} completions`,
+      );
+    },
+  );
 });
 
 Deno.test("calling a run method from inside a task throws ReentrancyError and the loop stays usable", async (t) => {
