@@ -16,7 +16,10 @@ export interface Clock {
   now(): number;
   /**
    * True for a clock the caller controls: when idle, the loop jumps it
-   * straight to the next timer deadline instead of sleeping.
+   * straight to the next timer deadline instead of sleeping, and a
+   * `setTimer` outside a pass reads it afresh. Any other clock counts as
+   * real: outside a pass it is read once per synchronous turn (see
+   * `loop_timers.ts`), so a hand-moved clock should say `virtual: true`.
    */
   readonly virtual: boolean;
   /**

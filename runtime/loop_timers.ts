@@ -290,13 +290,19 @@ export class LoopTimers implements TimerHost {
       this.passNow = now;
     } else if (!this.#clock.virtual) {
       this.passNow = now;
-      queueMicrotask(this.#endTurn);
+      if (!this.#turnEnding) {
+        this.#turnEnding = true; // one microtask, however many reads
+        queueMicrotask(this.#endTurn);
+      }
     }
     return now;
   }
 
+  /** A microtask to end the turn's time is queued. */
+  #turnEnding = false;
   /** Ends a turn's time (outside a pass); a pass clears it itself. */
   readonly #endTurn = (): void => {
+    this.#turnEnding = false;
     if (!this.inPass) this.passNow = NaN;
   };
 

@@ -527,12 +527,7 @@ export class Port {
     // Encoding runs user code (getters, toJSON). A post from there would
     // lower the fence while this write is still under way, and a death
     // report could then reuse the slot under it: refused, nothing queued.
-    if (this.#writing) {
-      throw new ReentrancyError(
-        "post message",
-        "this port is already writing a message (posted again while encoding it)",
-      );
-    }
+    this.#notWriting("post message", "posted again");
     if (!this.#enter()) {
       throw new LoopClosedError(data, "post message", "port");
     }
@@ -669,6 +664,8 @@ export class Port {
    * @throws {RangeError} `timeout` is not a number >= 0.
    * @throws {DataCloneError} `data` cannot be cloned; nothing queued.
    * @throws {PayloadTooLargeError} `data` exceeds the port's storage.
+   * @throws {ReentrancyError} Posted from a getter of a value this port is
+   *   encoding; nothing queued.
    * @throws {LoopClosedError} The loop or the port is closed; carries
    *   `data`, which was not delivered.
    * @throws {DeliveryUnknownError} Queued while the loop was closing, and
@@ -699,6 +696,8 @@ export class Port {
    * @throws {RangeError} `timeout` is not a number >= 0.
    * @throws {DataCloneError} `data` cannot be cloned; nothing queued.
    * @throws {PayloadTooLargeError} `data` exceeds the port's storage.
+   * @throws {ReentrancyError} Posted from a getter of a value this port is
+   *   encoding; nothing queued.
    * @throws {LoopClosedError} The loop or the port is closed; carries
    *   `data`, which was not delivered.
    * @throws {DeliveryUnknownError} Queued while the loop was closing, and
@@ -850,9 +849,30 @@ export class Port {
   #encoded(data: unknown): Uint8Array | undefined {
     const simple = typeof data !== "object" || data === null ||
       data instanceof Uint8Array;
-    return simple && typeof data !== "function" && typeof data !== "symbol"
-      ? undefined
-      : this.#writer.encode(data);
+    if (simple && typeof data !== "function" && typeof data !== "symbol") {
+      return undefined;
+    }
+    this.#notWriting("post message", "posted again");
+    this.#writing = true; // encoding runs user code, as in #write
+    try {
+      return this.#writer.encode(data);
+    } finally {
+      this.#writing = false;
+    }
+  }
+
+  /**
+   * Refuses a call made from user code that runs while this port encodes a
+   * message (a getter of the value): it would write or lower the fence
+   * under that write.
+   */
+  #notWriting(action: string, what: string): void {
+    if (this.#writing) {
+      throw new ReentrancyError(
+        action,
+        `this port is already writing a message (${what} while encoding it)`,
+      );
+    }
   }
 
   /**
@@ -887,6 +907,7 @@ export class Port {
    * @param options `timeout`: the longest wait for space, ms (default
    *   30 000).
    * @throws {LoopClosedError} This port is closed.
+   * @throws {ReentrancyError} Called while this port encodes a message.
    * @throws {PostTimeoutError} Off the loop's thread, the port stayed full
    *   for `timeout` ms; nothing was sent.
    */
@@ -894,6 +915,7 @@ export class Port {
     if (this.#closed) {
       throw new LoopClosedError(undefined, "request close", "port");
     }
+    this.#notWriting("request close", "close requested");
     checkOptions(options, "request close");
     const timeout = timeoutOf(options);
     if (!this.#sendControl(MSG_CLOSE_REQUEST, !this.#onLoopThread, timeout)) {
@@ -913,12 +935,14 @@ export class Port {
    *
    * @param options `timeout`: the longest wait for space, ms (default
    *   30 000).
+   * @throws {ReentrancyError} Called while this port encodes a message.
    * @throws {PostTimeoutError} Off the loop's thread, the port stayed full
    *   for `timeout` ms ("Cannot close port: ..."): the port stays open, the
    *   loop still counts it, and `close()` may be called again.
    */
   close(options?: Pick<PostOptions, "timeout">): void {
     if (this.#closed) return;
+    this.#notWriting("close port", "closed");
     checkOptions(options, "close port");
     const timeout = timeoutOf(options);
     this.#closed = true;

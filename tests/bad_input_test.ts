@@ -246,6 +246,28 @@ const CASES: Case[] = [
     },
   },
   {
+    call: "port.close()",
+    input: "called from a getter while the port encodes a value",
+    error: ReentrancyError,
+    message:
+      /^Cannot close port: this port is already writing a message \(closed while encoding it\)$/,
+    run: (loop) => {
+      const port = connect(loop.port());
+      let inner: unknown;
+      port.post({
+        get x() {
+          try {
+            port.close();
+          } catch (e) {
+            inner = e;
+          }
+          return 1;
+        },
+      });
+      throw inner;
+    },
+  },
+  {
     call: "connect(handle)",
     input: "slot out of range",
     error: RangeError,

@@ -358,3 +358,73 @@ Deno.test("a getter that posts and lets ReentrancyError escape fails the outer p
     loop.close();
   }
 });
+
+Deno.test("close() or requestClose() from a getter of the value its port is encoding throws ReentrancyError; the message is delivered, the port stays open", () => {
+  for (const call of ["close", "requestClose"] as const) {
+    const loop = new Loop({ stallMs: Infinity });
+    try {
+      const got: unknown[] = [];
+      loop.onMessage = (d) => got.push(d);
+      const handle = loop.port();
+      loop.onPortClosed(handle.slot, () => got.push("port closed"));
+      const port = connect(handle);
+      let inner: unknown;
+      port.post({
+        get a() {
+          try {
+            port[call]();
+          } catch (e) {
+            inner = e;
+          }
+          return 1;
+        },
+      });
+      assert.ok(inner instanceof ReentrancyError, `${call}: ${inner}`);
+      assert.match(
+        (inner as Error).message,
+        /^Cannot (close port|request close): this port is already writing a message/,
+      );
+      loop.runNoWait();
+      assert.deepEqual(got, [{ a: 1 }], call);
+      port.post(2); // still open
+      port.close();
+      loop.runNoWait();
+      assert.deepEqual(got, [{ a: 1 }, 2, "port closed"], call);
+    } finally {
+      loop.close();
+    }
+  }
+});
+
+Deno.test("a tryPost from a getter while postAsync encodes for a full port throws ReentrancyError; the waiting value arrives whole", async () => {
+  const loop = new Loop({ capacity: { nodesPerProducer: 8 } });
+  try {
+    const got: unknown[] = [];
+    loop.onMessage = (d) => got.push(d);
+    const port = connect(loop.port());
+    let filled = 0;
+    while (port.tryPost(0)) filled++;
+    let inner: unknown;
+    const value = {
+      x: "outer",
+      get y() {
+        try {
+          inner = port.tryPost({ nested: "z".repeat(16) });
+        } catch (e) {
+          inner = e;
+        }
+        return 42;
+      },
+      z: [7, 8, 9],
+    };
+    const sent = port.postAsync(value);
+    assert.ok(inner instanceof ReentrancyError, String(inner));
+    loop.runNoWait();
+    await within(sent, WAIT_MS, "the waiting postAsync to be sent");
+    loop.runNoWait();
+    assert.equal(got.length, filled + 1);
+    assert.deepEqual(got.at(-1), { x: "outer", y: 42, z: [7, 8, 9] });
+  } finally {
+    loop.close();
+  }
+});

@@ -989,3 +989,32 @@ Deno.test("outside a pass, a virtual clock is read afresh each time: advance() t
     loop.close();
   }
 });
+
+Deno.test("a synchronous driver that sets timers outside passes and runs passes in between queues one turn-ending microtask, not one per pass", async () => {
+  const clock = new ManualRealClock();
+  const loop = new Loop({ clock });
+  try {
+    const queued: number[] = [];
+    const real = globalThis.queueMicrotask;
+    globalThis.queueMicrotask = (fn) => {
+      queued.push(1);
+      real(fn);
+    };
+    try {
+      for (let i = 0; i < 100; i++) {
+        loop.setTimer(() => {}, 1000).cancel();
+        loop.runNoWait();
+      }
+    } finally {
+      globalThis.queueMicrotask = real;
+    }
+    assert.equal(queued.length, 1);
+    await Promise.resolve();
+    clock.time += 7;
+    const t = loop.setTimer(() => {}, 10);
+    assert.equal(t.deadline, 1017, "the turn ended: a fresh read");
+    t.cancel();
+  } finally {
+    loop.close();
+  }
+});
