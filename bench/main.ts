@@ -9,7 +9,8 @@
  * 3. Measure same-thread per-item costs (drain of a 1024 backlog, push).
  * 4. Print a table; write `bench/results/latest.json` and `latest.md`.
  *
- * Options: `--quick` (fewer items, ~15 s), `--items=N`, `--reps=N`.
+ * Options: `--quick` (fewer items and 3 repetitions instead of 5: a smoke run,
+ * ~40 s on a 2-vCPU VM), `--items=N`, `--reps=N`.
  *
  * @module
  */
@@ -57,7 +58,7 @@ const MODES: Record<Settings["mode"], Settings> = {
   quick: {
     mode: "quick",
     items: 200_000,
-    reps: 5,
+    reps: 3,
     costRounds: 300,
     pingSamples: 50,
   },
