@@ -958,7 +958,7 @@ export class Loop {
   #runTimer(id: number, ticket: number): boolean {
     this.#timersQueued--;
     this.#releaseLocal(); // the entry is not read after this
-    const callback = this.#timers.fire(id, ticket, this.#timers.time());
+    const callback = this.#timers.fire(id, ticket);
     if (callback !== undefined) {
       this.#m.ran(1);
       try {

@@ -230,13 +230,12 @@ export class LoopTimers implements TimerHost {
    *
    * @param id The timer's id, from its run-queue entry.
    * @param ticket The ticket its run-queue entry carries.
-   * @param now The pass's time.
    * @returns The callback to run, or undefined when the timer was
    *   cancelled or refreshed since this entry was queued (it must not run:
    *   a refreshed timer runs from its new entry, in deadline order, or not
    *   yet), or the loop is closed.
    */
-  fire(id: number, ticket: number, now: number): (() => void) | undefined {
+  fire(id: number, ticket: number): (() => void) | undefined {
     const q = this.#q;
     const f = q.flags[id];
     if ((f & STATE_MASK) !== TIMER_QUEUED || (q.seq[id] | 0) !== ticket) {
@@ -244,10 +243,11 @@ export class LoopTimers implements TimerHost {
     }
     if (this.#closed) return undefined;
     if ((f & REPEAT) !== 0) {
-      // Keep the phase; skip ticks already past (no drift, no burst).
+      // Keep the phase; skip ticks already past (no drift, no burst),
+      // counted at the pass's time (read here: one-shots do not need it).
       const every = q.interval(id);
       const at = q.deadline[id];
-      const behind = Math.floor((now - at) / every) + 1;
+      const behind = Math.floor((this.time() - at) / every) + 1;
       q.deadline[id] = at + Math.max(1, behind) * every;
       q.flags[id] = (f & ~STATE_MASK) | TIMER_PENDING;
       q.insert(id, every);
