@@ -40,10 +40,12 @@
  * promise reactions queued directly by a task run after its pass ends (so
  * after at most `maxEvents` tasks) and before the next pass; each further
  * `await` in a chain takes one more turn, so long chains interleave with
- * later passes. Every 10 ms, and between every pass while host operations
- * are in flight, it yields a full macrotask turn, which drains them all.
- * The blocking drive (`runSync`) never yields: reactions wait until it
- * returns.
+ * later passes. Between every pass while host operations are in flight, it
+ * yields a macrotask turn, which drains them all. When work has kept it
+ * busy for 10 ms it yields a turn in which the host also polls I/O and runs
+ * its timers (in Deno that takes a `setTimeout(0)`, ~1.1 ms: under a
+ * sustained flood about a tenth of the time goes to the host). The
+ * blocking drive (`runSync`) never yields: reactions wait until it returns.
  *
  * ## Close
  *
@@ -70,6 +72,7 @@ import { WAIT_NR, WAKE_CLOSING, WAKE_SEALED } from "./queue_layout.ts";
 import { type LoopMetrics, MetricsCollector } from "./loop_metrics.ts";
 import { type LoopWarning, Watchdog } from "./loop_watchdog.ts";
 import { Inbox, type MessageHandler } from "./loop_inbox.ts";
+import { currentHost } from "./host/host.ts";
 import {
   LoopClosedError,
   markLoopThread,
@@ -164,31 +167,49 @@ const BUSY_PAUSE = -2;
 /** Phase 4 result for the async drive: jump a virtual clock after a turn. */
 const VIRTUAL_JUMP = -3;
 
+/** Busy time after which the async drive gives the host an I/O turn, ms. */
+const IO_TURN_MS = 10;
+
 /**
- * A macrotask turn through a MessageChannel: every pending microtask runs
- * before it, and host I/O and timers get the event loop. About 10x cheaper
- * than `setTimeout(0)` in Deno (~2 ms there, measured).
+ * Host turns for the async drive. `next()` is a cheap macrotask turn: every
+ * pending microtask runs before it (a `MessageChannel` message, ~20 µs; on
+ * Node `setImmediate`, as Node keeps delivering a channel's messages ahead
+ * of everything else). `io()` is a turn in which the host also polls I/O
+ * and runs its timers: `setImmediate` on Node (its check phase follows the
+ * poll), `setTimeout(0)` elsewhere: in Deno neither a channel message nor
+ * `setImmediate` lets sockets progress (measured), a timer does (~1.1 ms).
  */
 class MacrotaskTurn {
-  readonly #ch = new MessageChannel();
+  readonly #ch: MessageChannel | undefined;
   #resolve: (() => void) | undefined;
 
   constructor() {
+    if (currentHost().name === "node") return;
+    this.#ch = new MessageChannel();
     this.#ch.port1.onmessage = () => this.#resolve?.();
   }
 
   /** @returns Resolves on the next macrotask turn. */
   next(): Promise<void> {
+    const ch = this.#ch;
+    if (ch === undefined) return new Promise<void>((r) => setImmediate(r));
     return new Promise<void>((r) => {
       this.#resolve = r;
-      this.#ch.port2.postMessage(0);
+      ch.port2.postMessage(0);
     });
+  }
+
+  /** @returns Resolves after a turn in which the host polled I/O. */
+  io(): Promise<void> {
+    return this.#ch === undefined
+      ? new Promise<void>((r) => setImmediate(r))
+      : new Promise<void>((r) => setTimeout(r, 0));
   }
 
   /** Releases the channel so it does not keep the process alive. */
   close(): void {
-    this.#ch.port1.close();
-    this.#ch.port2.close();
+    this.#ch?.port1.close();
+    this.#ch?.port2.close();
   }
 }
 
@@ -794,7 +815,7 @@ export class Loop {
 
   async #driveAsync(method: string, once: boolean): Promise<number> {
     const t0 = this.#enter(method);
-    let lastYield = t0;
+    let lastIo = t0; // the last turn in which the host could poll I/O
     // A pending waitAsync does not keep the process alive: hold it for the
     // whole run instead of arming a host timer per sleep.
     const hold = setInterval(() => {}, 1 << 30);
@@ -819,31 +840,32 @@ export class Loop {
           const ms = performance.now() - s0;
           this.#m.slept(r, ms);
           this.#watchdog.slept(r, ms, sleep);
-          // A sleep that returned at once gave the host no turn: the 10 ms
-          // bound below still counts from the last one.
-          if (this.#waiter.yieldedToHost) lastYield = performance.now();
+          // A sleep that returned at once (a timer already due, work
+          // already there) gave the host no turn: the bound still applies.
+          if (this.#waiter.yieldedToHost) lastIo = performance.now();
+          else if (performance.now() - lastIo > IO_TURN_MS) {
+            await turn.io();
+            lastIo = performance.now();
+          }
+        } else if (performance.now() - lastIo > IO_TURN_MS) {
+          // Work kept the drive busy: the host polls I/O, runs its timers.
+          await turn.io();
+          lastIo = performance.now();
         } else if (sleep === VIRTUAL_JUMP) {
           // Let every pending reaction run first: it may set an earlier
           // timer or queue work. Then jump, unless something arrived.
           await turn.next();
-          lastYield = performance.now();
           if (this.#queue.isEmpty()) {
             const next = this.#timers.nextDeadline();
             if (next !== Infinity) this.clock.jumpTo(next);
           }
-        } else if (
-          sleep === BUSY_PAUSE || this.#hostOps > 0 ||
-          performance.now() - lastYield > 10
-        ) {
-          // A macrotask turn: host I/O, host timers, a producer to finish.
-          await turn.next();
-          lastYield = performance.now();
+        } else if (sleep === BUSY_PAUSE || this.#hostOps > 0) {
+          await turn.next(); // host reactions, a producer to finish
         } else {
           await null; // one microtask turn between passes
         }
         if (!once && !this.#stopped && !this.alive()) {
           await turn.next(); // a reaction may still add work
-          lastYield = performance.now();
         }
       } while (!once && !this.#stopped && this.alive());
     } finally {

@@ -521,3 +521,35 @@ Deno.test("setTimer inside a pass uses the pass's time (no clock read per call)"
   loop.setTimer(() => {}, 1).cancel();
   assert.equal(reads, outside + 1, "outside a pass setTimer reads the clock");
 });
+
+Deno.test("overloaded repeating timers on a 4-node slot leave the host its timers under await loop.run()", async () => {
+  // Each pass queues at most half the slot's free nodes of due timers, then
+  // finds more due: its sleep of 0 ms returns at once. Before such sleeps
+  // counted against the 10 ms bound, the host got 1 tick in 300 ms.
+  const loop = new Loop({ capacity: { nodesPerProducer: 4 } });
+  const busy = (ms: number) => {
+    const e = performance.now() + ms;
+    while (performance.now() < e) { /* a callback that takes 0.1 ms */ }
+  };
+  const stopAt = performance.now() + 300;
+  const timers: Timer[] = [];
+  for (let i = 0; i < 40; i++) {
+    timers.push(loop.setTimer(
+      () => {
+        busy(0.1);
+        if (performance.now() > stopAt) { for (const t of timers) t.cancel(); }
+      },
+      1,
+      1,
+    ));
+  }
+  let ticks = 0;
+  const tick = setInterval(() => ticks++, 5);
+  try {
+    await settleOrRescue(loop, loop.run());
+  } finally {
+    clearInterval(tick);
+    loop.close();
+  }
+  assert.ok(ticks >= 10, `the host's setInterval(5) ticked ${ticks} times`);
+});
