@@ -881,8 +881,8 @@ export class Loop {
    * drive should sleep (ms, may be Infinity), `AWAKE` or `BUSY_PAUSE`.
    */
   #pass(mode: number, closing = false): number {
-    this.#inPass = this.#timers.inPass = true;
-    this.#timers.passNow = NaN; // not a turn's time read before the pass
+    this.#inPass = true;
+    this.#timers.beginPass(); // not a turn's time read before the pass
     // 1. Time: read at its first use in the pass (timers.time()), so a pass
     // with no timer pending and no task asking reads no clock.
     this.#m.pass();

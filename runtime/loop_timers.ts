@@ -7,8 +7,10 @@
  * pass at its first use ({@linkcode LoopTimers.time}; a pass with timers
  * pending reads it first thing, to find the due ones); outside a pass, with
  * a real clock, the time read at the first `setTimer` of the current
- * synchronous turn (kept until a microtask clears it: Node's `setTimeout`
- * likewise counts from libuv's cached loop time); with a virtual clock, a
+ * turn (kept until a microtask queued at that read clears it, or until any
+ * loop on this thread begins a pass; promise reactions queued before that
+ * microtask share it, as Node's `setTimeout` counts from libuv's cached
+ * loop time); with a virtual clock, a
  * fresh read, so `advance()` then `setTimer()` count from the new time. A
  * clock read costs ~95-190 ns here (`performance.now()`), more than the
  * rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock insert);
@@ -38,6 +40,9 @@ import {
   TIMER_QUEUED,
   type TimerHost,
 } from "./timers.ts";
+
+/** Passes begun on this thread by any loop (see `LoopTimers.time`). */
+let passEpoch = 0;
 
 /** The timer side of a loop. */
 export class LoopTimers implements TimerHost {
@@ -284,12 +289,18 @@ export class LoopTimers implements TimerHost {
    */
   time(): number {
     let now = this.passNow;
-    if (now === now) return now; // NaN: not read yet in this pass or turn
+    // NaN: not read yet in this pass or turn. A turn's time also ends when
+    // any loop on this thread begins a pass (a blocking drive of another
+    // loop runs no microtask that could end it).
+    if (now === now && (this.inPass || this.#turnEpoch === passEpoch)) {
+      return now;
+    }
     now = this.#clock.now();
     if (this.inPass) {
       this.passNow = now;
     } else if (!this.#clock.virtual) {
       this.passNow = now;
+      this.#turnEpoch = passEpoch;
       if (!this.#turnEnding) {
         this.#turnEnding = true; // one microtask, however many reads
         queueMicrotask(this.#endTurn);
@@ -300,6 +311,15 @@ export class LoopTimers implements TimerHost {
 
   /** A microtask to end the turn's time is queued. */
   #turnEnding = false;
+  /** `passEpoch` when the turn's time was read. */
+  #turnEpoch = 0;
+
+  /** A pass of this loop begins: its time is read afresh. */
+  beginPass(): void {
+    passEpoch++;
+    this.inPass = true;
+    this.passNow = NaN;
+  }
   /** Ends a turn's time (outside a pass); a pass clears it itself. */
   readonly #endTurn = (): void => {
     this.#turnEnding = false;

@@ -1018,3 +1018,34 @@ Deno.test("a synchronous driver that sets timers outside passes and runs passes 
     loop.close();
   }
 });
+
+Deno.test("a pass of any loop on the thread ends another loop's turn time: a blocking drive runs no microtask that could", () => {
+  const clock = new ManualRealClock();
+  const b = new Loop({ clock });
+  const a = new Loop({ clock: new VirtualClock() });
+  try {
+    const deadlines: number[] = [];
+    // Loop a's tasks run under its blocking drive and set timers on b,
+    // outside b's passes, while time moves on.
+    for (let i = 0; i < 3; i++) {
+      a.queue(() => {
+        clock.time += 25;
+        const t = b.setTimer(() => {}, 50);
+        deadlines.push(t.deadline);
+        t.cancel();
+      });
+    }
+    a.runSync(); // with maxEvents 20: one pass runs all three
+    for (let i = 0; i < 3; i++) {
+      a.queue(() => {
+        clock.time += 25;
+        deadlines.push(b.setTimer(() => {}, 50).deadline);
+      });
+      a.runSync(); // a pass each
+    }
+    assert.deepEqual(deadlines, [1075, 1075, 1075, 1150, 1175, 1200]);
+  } finally {
+    a.close();
+    b.close();
+  }
+});
