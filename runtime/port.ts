@@ -355,14 +355,20 @@ export function connect(handle: PortHandle): Port {
     );
   }
   const { memory, slot, generation } = handle;
-  if (memory !== undefined && !isMemory(memory)) {
+  // A thread without WebAssembly (V8's --jitless) uses the buffer alone.
+  const wasm = typeof WebAssembly !== "undefined";
+  if (memory !== undefined && wasm && !isMemory(memory)) {
     throw new TypeError(
       "Cannot connect port: memory must be a WebAssembly.Memory",
     );
   }
-  // The memory's buffer is the same shared bytes as `handle.buffer`.
-  const buffer = memory !== undefined
-    ? adoptMemory(memory, "connect port")
+  // The memory's buffer must be the same shared bytes as `handle.buffer`.
+  const buffer = memory !== undefined && wasm
+    ? adoptMemory(
+      memory,
+      "connect port",
+      handle.buffer instanceof SharedArrayBuffer ? handle.buffer : undefined,
+    )
     : handle.buffer;
   const layout = readLayout(buffer, "connect port"); // names the action
   if (

@@ -17,6 +17,7 @@
  * | 0    | `H_BYTES` (4)       | bytes per producer | creator, once         | all                |
  * | 0    | `H_STATE` (5)       | open / closed      | owner of the loop     | producers          |
  * | 0    | `H_ID` (6, 7)       | random queue id    | creator, once         | `adoptMemory`      |
+ * | 0    | `H_PROBE` (8)       | same-bytes probe   | `adoptMemory` (atomic)| `adoptMemory`      |
  * | 1    | `TAIL` (32)         | last pushed node   | producers (exchange)  | consumer           |
  * | 1    | `WAIT_NR` (33)      | armed wake target  | consumer, producers   | producers          |
  * | 1    | `ADDED` (34)        | lazy adds counted  | producers, consumer   | producers          |
@@ -84,6 +85,11 @@ export const H_STATE = 5;
  * receives the queue's memory again reuses the buffer it already has.
  */
 export const H_ID = 6;
+/**
+ * Header word `adoptMemory` writes a random value to through one view and
+ * reads back through another, to tell the same memory from a copy.
+ */
+export const H_PROBE = 8;
 
 /** Queue state: accepting pushes. */
 export const STATE_OPEN = 0;
@@ -357,19 +363,31 @@ const adopted = new Map<string, WeakRef<SharedArrayBuffer>>();
  *
  * @param memory A shared memory from `MpscQueue.memory` or a port handle.
  * @param action For the error message, e.g. "connect port".
+ * @param reference A buffer the memory must share its bytes with (a port
+ *   handle's `buffer`), checked when this thread knows no buffer of the
+ *   queue yet; one it knows is always checked.
  * @returns The buffer to use.
- * @throws {TypeError} The memory is not shared.
+ * @throws {TypeError} The memory is not shared, is a copy of the queue or
+ *   another queue's, or its maximum differs from its size.
  */
 export function adoptMemory(
   memory: WebAssembly.Memory,
   action: string,
+  reference?: SharedArrayBuffer,
 ): SharedArrayBuffer {
   const buffer: unknown = memory.buffer;
   if (!(buffer instanceof SharedArrayBuffer)) {
     throw new TypeError(`Cannot ${action}: the memory is not shared`);
   }
   if (buffer.byteLength < PRODUCER_TABLE * 4) return buffer; // readLayout says
+  readLayout(buffer, action); // not a queue: says so
   const known = adopted.get(idOf(buffer))?.deref();
+  const ref = known ?? reference;
+  if (ref !== undefined && ref !== buffer && !sameBytes(buffer, ref)) {
+    throw new TypeError(
+      `Cannot ${action}: the memory is not the queue's own (a copy of it, or another queue)`,
+    );
+  }
   if (known !== undefined && memoryOf(known) !== undefined) return known;
   if (!registerMemory(buffer, memory)) {
     throw new TypeError(
@@ -391,6 +409,30 @@ export function adoptMemory(
 export function sameQueue(a: SharedArrayBuffer, b: unknown): boolean {
   return b instanceof SharedArrayBuffer && b.byteLength === a.byteLength &&
     b.byteLength >= (H_ID + 2) * 4 && idOf(a) === idOf(b);
+}
+
+/**
+ * Whether two buffers are views of the same memory: a random value stored
+ * through each is read back through the other (a thread copying one into
+ * the other could fake one direction, not both).
+ */
+function sameBytes(a: SharedArrayBuffer, b: SharedArrayBuffer): boolean {
+  if (a.byteLength !== b.byteLength || a.byteLength < (H_PROBE + 1) * 4) {
+    return false;
+  }
+  const wa = new Int32Array(a, 0, H_PROBE + 1);
+  const wb = new Int32Array(b, 0, H_PROBE + 1);
+  const nonces = crypto.getRandomValues(new Int32Array(16));
+  let ab = false;
+  let ba = false;
+  // Several tries: another thread probing the same queue may overwrite.
+  for (let i = 0; i < 16 && !(ab && ba); i += 2) {
+    Atomics.store(wa, H_PROBE, nonces[i]);
+    ab ||= Atomics.load(wb, H_PROBE) === nonces[i];
+    Atomics.store(wb, H_PROBE, nonces[i + 1]);
+    ba ||= Atomics.load(wa, H_PROBE) === nonces[i + 1];
+  }
+  return ab && ba;
 }
 
 function idOf(buffer: SharedArrayBuffer): string {

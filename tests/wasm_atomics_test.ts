@@ -17,6 +17,7 @@ import {
 } from "../runtime/wasm_atomics.ts";
 import { armFence, fenceArmed } from "../runtime/producer.ts";
 import { rng } from "./rng.ts";
+import { TestWorker } from "./worker_harness.ts";
 
 function sharedMemory(pages: number): WebAssembly.Memory {
   return new WebAssembly.Memory({
@@ -298,5 +299,73 @@ Deno.test("without a WebAssembly global (as under V8's --jitless), loops, produc
     assert.deepEqual(got, [9, 8, 7]);
   } finally {
     g.WebAssembly = saved;
+  }
+});
+
+Deno.test("wasm steps: a byte copy of a queue's memory is refused, on the loop's thread and in a thread that never saw the queue; the rightful handle still delivers", async () => {
+  const loop = new Loop({ capacity: { producers: 4, nodesPerProducer: 64 } });
+  try {
+    const got: unknown[] = [];
+    loop.onMessage = (v) => got.push(v);
+    const h = loop.port();
+    const pages = loop.buffer.byteLength / PAGE_BYTES;
+    const copy = new WebAssembly.Memory({
+      initial: pages,
+      maximum: pages,
+      shared: true,
+    });
+    new Uint8Array(copy.buffer).set(new Uint8Array(loop.buffer));
+    assert.throws(
+      () => connect({ ...h, memory: copy }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /^Cannot connect port: the memory is not the queue's own/.test(
+          e.message,
+        ),
+    );
+    const w = new TestWorker<
+      { kind: "done"; forged: string; rightful: string }
+    >(
+      new URL("./workers/forging_connector.ts", import.meta.url),
+      loop.port(),
+    );
+    try {
+      const r = await w.next(10_000, "the forging worker's report");
+      assert.match(
+        r.forged,
+        /^TypeError: Cannot connect port: the memory is not the queue's own/,
+      );
+      assert.equal(r.rightful, "ok");
+    } finally {
+      w.terminate();
+    }
+    connect(h).post("here");
+    for (let i = 0; i < 3; i++) loop.runNoWait();
+    assert.deepEqual(got.toSorted(), ["here", "rightful"]);
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("wasm steps: a thread without WebAssembly connects a handle that carries a memory, through its buffer", async () => {
+  const loop = new Loop();
+  try {
+    const got: unknown[] = [];
+    loop.onMessage = (v) => got.push(v);
+    const h = loop.port();
+    assert.ok(h.memory !== undefined);
+    const g = globalThis as { WebAssembly?: unknown };
+    const saved = g.WebAssembly;
+    delete g.WebAssembly; // as a --jitless worker receives it
+    try {
+      const port = connect(h);
+      port.post(7);
+    } finally {
+      g.WebAssembly = saved;
+    }
+    loop.runNoWait();
+    assert.deepEqual(got, [7]);
+  } finally {
+    loop.close();
   }
 });
