@@ -347,7 +347,7 @@ Deno.test("wasm steps: a byte copy of a queue's memory is refused, on the loop's
   }
 });
 
-Deno.test("wasm steps: a thread without WebAssembly connects a handle that carries a memory, through its buffer", async () => {
+Deno.test("wasm steps: a thread without WebAssembly connects a handle that carries a memory, through its buffer", () => {
   const loop = new Loop();
   try {
     const got: unknown[] = [];
