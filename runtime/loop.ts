@@ -271,6 +271,8 @@ export class Loop {
   readonly #dispatch: (e: QueueEntry) => boolean;
   readonly #m = new MetricsCollector();
   readonly #watchdog: Watchdog;
+  /** `track()` completions that found the own slot full, oldest first. */
+  readonly #hostBacklog: (() => void)[] = [];
   /** Pushes a port on this thread could not make yet (`markLoopThread`). */
   #retries: (() => boolean)[] = [];
   /** Raw-item handlers by producer slot (`routeEntries`), else `onEntry`. */
@@ -512,8 +514,10 @@ export class Loop {
         this.#hostOps--;
         return;
       }
-      if (!this.#pushLocal(fn, TAG_HOST)) {
-        setTimeout(() => done(fn), 1); // slot full: retry shortly
+      // Slot full, or earlier completions still waiting: wait behind them,
+      // so completions run in the order they settled.
+      if (this.#hostBacklog.length !== 0 || !this.#pushLocal(fn, TAG_HOST)) {
+        this.#hostBacklog.push(fn);
         return;
       }
       this.#hostOps--;
@@ -696,6 +700,8 @@ export class Loop {
       this.#closing = true;
       Atomics.store(this.#w, WAIT_NR, WAKE_CLOSING); // pairs with Port.#settle
       this.#timers.cancelAll();
+      this.#hostOps -= this.#hostBacklog.length; // dropped, as later ones
+      this.#hostBacklog.length = 0;
       this.#self.push(TAG_CLOSE, 0, 0); // room kept by #pushLocal
       // Called from a host callback while the async drive sleeps: the store
       // above changed the word it waits on but woke nobody (producers do not
@@ -890,6 +896,7 @@ export class Loop {
     this.#runTasks(); // 3. run at most maxEvents
     this.#endPass(); // after a task's throw, #leave does it
     if (this.#retries.length !== 0) this.#retryPushes();
+    if (this.#hostBacklog.length !== 0) this.#pushHostBacklog();
     // Dead producers: a push left half-linked is repaired (run it now), a
     // drained slot is free again before the run method can return.
     if (!this.#sealed && this.#inbox.repairDead()) return AWAKE;
@@ -902,6 +909,19 @@ export class Loop {
     if (now === now) this.#now = now;
     this.#inPass = this.#timers.inPass = false;
     this.#timers.passNow = NaN;
+  }
+
+  /**
+   * Queues the host completions that found the loop's own slot full, oldest
+   * first, as far as the tasks just run freed room (the backlog keeps
+   * `alive()` true, so a pass comes).
+   */
+  #pushHostBacklog(): void {
+    const backlog = this.#hostBacklog;
+    let n = 0;
+    while (n < backlog.length && this.#pushLocal(backlog[n], TAG_HOST)) n++;
+    backlog.splice(0, n);
+    this.#hostOps -= n;
   }
 
   /**

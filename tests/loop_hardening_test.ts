@@ -32,6 +32,7 @@ import {
   runSyncToEnd as runSyncGuarded,
   settleOrRescue,
 } from "./loop_harness.ts";
+import { turn } from "./worker_harness.ts";
 
 function virtualLoop(options: LoopOptions = {}): Loop {
   return new Loop({ clock: new VirtualClock(), ...options });
@@ -552,4 +553,36 @@ Deno.test("overloaded repeating timers on a 4-node slot leave the host its timer
     loop.close();
   }
   assert.ok(ticks >= 10, `the host's setInterval(5) ticked ${ticks} times`);
+});
+
+Deno.test("track() completions that find the loop's own slot full run in the order they settled, after the ones before them", async () => {
+  const loop = virtualLoop({ capacity: { nodesPerProducer: 4 } });
+  try {
+    const order: string[] = [];
+    while (loop.tryQueue(() => order.push("task")));
+    loop.track(Promise.resolve(), () => order.push("A"));
+    loop.track(Promise.resolve(), () => order.push("B"));
+    await turn(); // A and B settle: the slot is full, both wait
+    loop.runNoWait(); // runs the tasks; A and B are queued at the pass end
+    loop.track(Promise.resolve(), () => order.push("C"));
+    await turn(); // C settles after them
+    loop.runNoWait();
+    loop.runNoWait();
+    assert.deepEqual(order.filter((x) => x !== "task"), ["A", "B", "C"]);
+    assert.equal(loop.alive(), false, "every completion accounted for");
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("close() drops track() completions still waiting for room, as it drops later ones", async () => {
+  const loop = virtualLoop({ capacity: { nodesPerProducer: 4 } });
+  const order: string[] = [];
+  while (loop.tryQueue(() => order.push("task")));
+  loop.track(Promise.resolve(), () => order.push("A"));
+  await turn();
+  assert.equal(loop.alive(), true);
+  loop.close();
+  assert.deepEqual(order, ["task", "task"]);
+  assert.equal(loop.alive(), false);
 });
