@@ -181,10 +181,17 @@ const IO_TURN_MS = 10;
  */
 class MacrotaskTurn {
   readonly #ch: MessageChannel | undefined;
+  /** Node's `setImmediate` (not in the web's globals). */
+  readonly #immediate: ((fn: () => void) => unknown) | undefined;
   #resolve: (() => void) | undefined;
 
   constructor() {
-    if (currentHost().name === "node") return;
+    if (currentHost().name === "node") {
+      this.#immediate = (globalThis as {
+        setImmediate?: (fn: () => void) => unknown;
+      }).setImmediate;
+      if (this.#immediate !== undefined) return;
+    }
     this.#ch = new MessageChannel();
     this.#ch.port1.onmessage = () => this.#resolve?.();
   }
@@ -192,7 +199,9 @@ class MacrotaskTurn {
   /** @returns Resolves on the next macrotask turn. */
   next(): Promise<void> {
     const ch = this.#ch;
-    if (ch === undefined) return new Promise<void>((r) => setImmediate(r));
+    if (ch === undefined) {
+      return new Promise<void>((r) => this.#immediate!(r));
+    }
     return new Promise<void>((r) => {
       this.#resolve = r;
       ch.port2.postMessage(0);
@@ -202,7 +211,7 @@ class MacrotaskTurn {
   /** @returns Resolves after a turn in which the host polled I/O. */
   io(): Promise<void> {
     return this.#ch === undefined
-      ? new Promise<void>((r) => setImmediate(r))
+      ? new Promise<void>((r) => this.#immediate!(r))
       : new Promise<void>((r) => setTimeout(r, 0));
   }
 
