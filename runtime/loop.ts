@@ -42,9 +42,10 @@
  * `await` in a chain takes one more turn, so long chains interleave with
  * later passes. Between every pass while host operations are in flight, it
  * yields a macrotask turn, which drains them all. When work has kept it
- * busy for 10 ms it yields a turn in which the host also polls I/O and runs
- * its timers (in Deno that takes a `setTimeout(0)`, ~1.1 ms: under a
- * sustained flood about a tenth of the time goes to the host). The
+ * busy for 20 ms (10 while tracked operations are in flight) it yields a
+ * turn in which the host also polls I/O and runs its timers (in Deno that
+ * takes a `setTimeout(0)`, ~1.2 ms: under a sustained flood a sixteenth to
+ * a tenth of the time goes to the host). The
  * blocking drive (`runSync`) never yields: reactions wait until it returns.
  *
  * ## Close
@@ -167,8 +168,15 @@ const BUSY_PAUSE = -2;
 /** Phase 4 result for the async drive: jump a virtual clock after a turn. */
 const VIRTUAL_JUMP = -3;
 
-/** Busy time after which the async drive gives the host an I/O turn, ms. */
-const IO_TURN_MS = 10;
+/**
+ * Busy time after which the async drive gives the host an I/O turn, ms: 10
+ * while operations the loop tracks are in flight (each I/O step of theirs
+ * needs one), else 20. An I/O turn costs ~1.2 ms in Deno (a timer's
+ * granularity), so a sustained flood gives the host a tenth or a
+ * sixteenth of its time.
+ */
+const IO_TURN_MS = 20;
+const IO_TURN_TRACKED_MS = 10;
 
 /**
  * Host turns for the async drive. `next()` is a cheap macrotask turn: every
@@ -210,9 +218,16 @@ class MacrotaskTurn {
 
   /** @returns Resolves after a turn in which the host polled I/O. */
   io(): Promise<void> {
-    return this.#ch === undefined
-      ? new Promise<void>((r) => this.#immediate!(r))
-      : new Promise<void>((r) => setTimeout(r, 0));
+    const ch = this.#ch;
+    if (ch === undefined) {
+      return new Promise<void>((r) => this.#immediate!(r));
+    }
+    // The timer is set from a channel message, not from the continuation
+    // of the last one: timers nested 5 deep are clamped to 4 ms.
+    return new Promise<void>((r) => {
+      this.#resolve = () => setTimeout(r, 0);
+      ch.port2.postMessage(0);
+    });
   }
 
   /** Releases the channel so it does not keep the process alive. */
@@ -828,6 +843,11 @@ export class Loop {
     return await this.#driveAsync("runOnce", true);
   }
 
+  /** Busy time after which the async drive yields an I/O turn, ms. */
+  #ioTurnMs(): number {
+    return this.#hostOps > 0 ? IO_TURN_TRACKED_MS : IO_TURN_MS;
+  }
+
   async #driveAsync(method: string, once: boolean): Promise<number> {
     const t0 = this.#enter(method);
     let lastIo = t0; // the last turn in which the host could poll I/O
@@ -858,11 +878,11 @@ export class Loop {
           // A sleep that returned at once (a timer already due, work
           // already there) gave the host no turn: the bound still applies.
           if (this.#waiter.yieldedToHost) lastIo = performance.now();
-          else if (performance.now() - lastIo > IO_TURN_MS) {
+          else if (performance.now() - lastIo > this.#ioTurnMs()) {
             await turn.io();
             lastIo = performance.now();
           }
-        } else if (performance.now() - lastIo > IO_TURN_MS) {
+        } else if (performance.now() - lastIo > this.#ioTurnMs()) {
           // Work kept the drive busy: the host polls I/O, runs its timers.
           await turn.io();
           lastIo = performance.now();

@@ -526,7 +526,7 @@ Deno.test("setTimer inside a pass uses the pass's time (no clock read per call)"
 Deno.test("overloaded repeating timers on a 4-node slot leave the host its timers under await loop.run()", async () => {
   // Each pass queues at most half the slot's free nodes of due timers, then
   // finds more due: its sleep of 0 ms returns at once. Before such sleeps
-  // counted against the 10 ms bound, the host got 1 tick in 300 ms.
+  // counted against the busy-time bound, the host got 1 tick in 300 ms.
   const loop = new Loop({ capacity: { nodesPerProducer: 4 } });
   const busy = (ms: number) => {
     const e = performance.now() + ms;
@@ -552,7 +552,7 @@ Deno.test("overloaded repeating timers on a 4-node slot leave the host its timer
     clearInterval(tick);
     loop.close();
   }
-  assert.ok(ticks >= 10, `the host's setInterval(5) ticked ${ticks} times`);
+  assert.ok(ticks >= 5, `the host's setInterval(5) ticked ${ticks} times`);
 });
 
 Deno.test("track() completions that find the loop's own slot full run in the order they settled, after the ones before them", async () => {
