@@ -882,18 +882,23 @@ export class Loop {
             await turn.io();
             lastIo = performance.now();
           }
-        } else if (performance.now() - lastIo > this.#ioTurnMs()) {
-          // Work kept the drive busy: the host polls I/O, runs its timers.
-          await turn.io();
-          lastIo = performance.now();
         } else if (sleep === VIRTUAL_JUMP) {
           // Let every pending reaction run first: it may set an earlier
           // timer or queue work. Then jump, unless something arrived.
-          await turn.next();
+          if (performance.now() - lastIo > this.#ioTurnMs()) {
+            await turn.io();
+            lastIo = performance.now();
+          } else {
+            await turn.next();
+          }
           if (this.#queue.isEmpty()) {
             const next = this.#timers.nextDeadline();
             if (next !== Infinity) this.clock.jumpTo(next);
           }
+        } else if (performance.now() - lastIo > this.#ioTurnMs()) {
+          // Work kept the drive busy: the host polls I/O, runs its timers.
+          await turn.io();
+          lastIo = performance.now();
         } else if (sleep === BUSY_PAUSE || this.#hostOps > 0) {
           await turn.next(); // host reactions, a producer to finish
         } else {
@@ -936,8 +941,8 @@ export class Loop {
   #endPass(): void {
     const now = this.#timers.passNow;
     if (now === now) this.#now = now;
-    this.#inPass = this.#timers.inPass = false;
-    this.#timers.passNow = NaN;
+    this.#inPass = false;
+    this.#timers.endPass();
   }
 
   /**

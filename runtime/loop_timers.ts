@@ -8,7 +8,7 @@
  * pending reads it first thing, to find the due ones); outside a pass, with
  * a real clock, the time read at the first `setTimer` of the current
  * turn (kept until a microtask queued at that read clears it, or until any
- * loop on this thread begins a pass; promise reactions queued before that
+ * loop on this thread begins or ends a pass; promise reactions queued before that
  * microtask share it, as Node's `setTimeout` counts from libuv's cached
  * loop time); with a virtual clock, a
  * fresh read, so `advance()` then `setTimer()` count from the new time. A
@@ -318,6 +318,16 @@ export class LoopTimers implements TimerHost {
   beginPass(): void {
     passEpoch++;
     this.inPass = true;
+    this.passNow = NaN;
+  }
+
+  /**
+   * A pass of this loop ended. Ends every loop's turn time too: a blocking
+   * drive may now sleep, and no microtask runs to end them.
+   */
+  endPass(): void {
+    passEpoch++;
+    this.inPass = false;
     this.passNow = NaN;
   }
   /** Ends a turn's time (outside a pass); a pass clears it itself. */

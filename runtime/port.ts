@@ -363,12 +363,13 @@ export function connect(handle: PortHandle): Port {
     );
   }
   // The memory's buffer must be the same shared bytes as `handle.buffer`.
+  if (memory !== undefined && !(handle.buffer instanceof SharedArrayBuffer)) {
+    throw new TypeError(
+      "Cannot connect port: a handle with a memory must carry its buffer too",
+    );
+  }
   const buffer = memory !== undefined && wasm
-    ? adoptMemory(
-      memory,
-      "connect port",
-      handle.buffer instanceof SharedArrayBuffer ? handle.buffer : undefined,
-    )
+    ? adoptMemory(memory, "connect port", handle.buffer)
     : handle.buffer;
   const layout = readLayout(buffer, "connect port"); // names the action
   if (

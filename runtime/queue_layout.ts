@@ -394,7 +394,10 @@ export function adoptMemory(
       `Cannot ${action}: the memory's maximum must equal its size (as a queue makes it)`,
     );
   }
-  remember(buffer);
+  // Only a memory checked against the queue's buffer becomes this thread's
+  // for the queue's id: an unchecked one (a copy, for all we know) is used
+  // as it is, and cannot take the place of the real one.
+  if (ref !== undefined) remember(buffer);
   return buffer;
 }
 

@@ -880,3 +880,23 @@ Deno.test("metrics() snapshot", async (t) => {
     },
   );
 });
+
+Deno.test("await runOnce() on a virtual clock jumps to the next deadline even after a pass that kept it busy past the host-turn bound", async () => {
+  const { clock, loop } = setup();
+  try {
+    let fired = 0;
+    loop.setTimer(() => fired++, 100);
+    loop.queue(() => {
+      // 25 real ms of work: past the bound after which the drive yields to
+      // the host, which must not take the place of the jump.
+      const end = performance.now() + 25;
+      while (performance.now() < end) { /* busy */ }
+    });
+    await settleOrRescue(loop, loop.runOnce());
+    assert.equal(clock.now(), 100);
+    await settleOrRescue(loop, loop.runOnce());
+    assert.equal(fired, 1);
+  } finally {
+    loop.close();
+  }
+});

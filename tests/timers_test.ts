@@ -1049,3 +1049,19 @@ Deno.test("a pass of any loop on the thread ends another loop's turn time: a blo
     b.close();
   }
 });
+
+Deno.test("a loop's blocking sleep ends another loop's turn time: a timer set after it counts from after the sleep", () => {
+  const clock = new ManualRealClock();
+  // A clock that moves while the loop sleeps: the sleep's end is later.
+  const sleeper = new Loop({ clock: new VirtualClock() });
+  const b = new Loop({ clock });
+  try {
+    sleeper.queue(() => b.setTimer(() => {}, 10_000).cancel()); // b's turn read
+    sleeper.runNoWait(); // a pass: it ends with a drive that could now sleep
+    clock.time += 100; // ...for 100 ms
+    assert.equal(b.setTimer(() => {}, 80).deadline, 1180);
+  } finally {
+    sleeper.close();
+    b.close();
+  }
+});

@@ -324,7 +324,7 @@ Deno.test("wasm steps: a byte copy of a queue's memory is refused, on the loop's
         ),
     );
     const w = new TestWorker<
-      { kind: "done"; forged: string; rightful: string }
+      { kind: "done"; attached: string; forged: string; rightful: string }
     >(
       new URL("./workers/forging_connector.ts", import.meta.url),
       loop.port(),
@@ -335,6 +335,7 @@ Deno.test("wasm steps: a byte copy of a queue's memory is refused, on the loop's
         r.forged,
         /^TypeError: Cannot connect port: the memory is not the queue's own/,
       );
+      assert.equal(r.attached, "used as it is");
       assert.equal(r.rightful, "ok");
     } finally {
       w.terminate();
@@ -365,6 +366,38 @@ Deno.test("wasm steps: a thread without WebAssembly connects a handle that carri
     }
     loop.runNoWait();
     assert.deepEqual(got, [7]);
+  } finally {
+    loop.close();
+  }
+});
+
+Deno.test("wasm steps: a memory attached with nothing to check it against is used as it is, and does not become the thread's memory for its queue", () => {
+  const loop = new Loop({ capacity: { producers: 4, nodesPerProducer: 64 } });
+  try {
+    const got: unknown[] = [];
+    loop.onMessage = (v) => got.push(v);
+    const h = loop.port();
+    const pages = loop.buffer.byteLength / PAGE_BYTES;
+    const copy = new WebAssembly.Memory({
+      initial: pages,
+      maximum: pages,
+      shared: true,
+    });
+    new Uint8Array(copy.buffer).set(new Uint8Array(loop.buffer));
+    new Int32Array(copy.buffer)[6] ^= 1; // a queue id this thread never saw
+    const p = Producer.attach(copy);
+    assert.equal(p.buffer, copy.buffer, "used as it is");
+    assert.throws(
+      () =>
+        connect({ ...h, buffer: undefined as unknown as SharedArrayBuffer }),
+      (e: unknown) =>
+        e instanceof TypeError &&
+        e.message ===
+          "Cannot connect port: a handle with a memory must carry its buffer too",
+    );
+    connect(h).post("rightful");
+    loop.runNoWait();
+    assert.deepEqual(got, ["rightful"]);
   } finally {
     loop.close();
   }

@@ -3,13 +3,14 @@
 /**
  * A thread that has never seen the queue: it copies the queue's bytes into
  * a new shared memory (same header id and size) and connects a handle
- * carrying that copy, then connects the rightful handle and posts through
- * it. Reports `{ kind: "done", forged, rightful }`: what each connect did.
+ * carrying that copy (after attaching a producer to the copy alone), then
+ * connects the rightful handle and posts through it. Reports
+ * `{ kind: "done", attached, forged, rightful }`: what each step did.
  *
  * @module
  */
 
-import { connect, type PortHandle } from "../../mod.ts";
+import { connect, type PortHandle, Producer } from "../../mod.ts";
 
 self.onmessage = (e: MessageEvent) => {
   const h = e.data as PortHandle;
@@ -21,6 +22,15 @@ self.onmessage = (e: MessageEvent) => {
     shared: true,
   });
   new Uint8Array(copy.buffer).set(new Uint8Array(src));
+  // A producer on the copy has nothing to check it against: it is used as
+  // it is, and must not become this thread's memory for the queue.
+  let attached: string;
+  try {
+    Producer.attach(copy);
+    attached = "used as it is";
+  } catch (err) {
+    attached = `${(err as Error).name}: ${(err as Error).message}`;
+  }
   let forged: string;
   try {
     connect({ ...h, memory: copy }).post("to the copy");
@@ -37,5 +47,5 @@ self.onmessage = (e: MessageEvent) => {
   } catch (err) {
     rightful = `${(err as Error).name}: ${(err as Error).message}`;
   }
-  self.postMessage({ kind: "done", forged, rightful });
+  self.postMessage({ kind: "done", attached, forged, rightful });
 };
