@@ -199,6 +199,18 @@ const CASES: Case[] = [
   },
   {
     call: "connect(handle)",
+    input: "a memory without the handle's buffer",
+    error: TypeError,
+    message:
+      /^Cannot connect port: a handle with a memory must carry its buffer too$/,
+    run: (loop) =>
+      connect({
+        ...loop.port(),
+        buffer: undefined as unknown as SharedArrayBuffer,
+      }),
+  },
+  {
+    call: "connect(handle)",
     input: "a memory of another queue than its buffer",
     error: TypeError,
     message:
