@@ -27,6 +27,14 @@ function sharedMemory(pages: number): WebAssembly.Memory {
   });
 }
 
+/** A byte copy of a loop's queue in a new shared memory of its size. */
+function copyOf(loop: Loop): WebAssembly.Memory {
+  const pages = loop.buffer.byteLength / PAGE_BYTES;
+  const copy = sharedMemory(pages);
+  new Uint8Array(copy.buffer).set(new Uint8Array(loop.buffer));
+  return copy;
+}
+
 Deno.test("wasm steps: each step matches JS Atomics on the same inputs (seeded)", () => {
   const seed = 0x3a7f01;
   const random = rng(seed);
@@ -308,13 +316,7 @@ Deno.test("wasm steps: a byte copy of a queue's memory is refused, on the loop's
     const got: unknown[] = [];
     loop.onMessage = (v) => got.push(v);
     const h = loop.port();
-    const pages = loop.buffer.byteLength / PAGE_BYTES;
-    const copy = new WebAssembly.Memory({
-      initial: pages,
-      maximum: pages,
-      shared: true,
-    });
-    new Uint8Array(copy.buffer).set(new Uint8Array(loop.buffer));
+    const copy = copyOf(loop);
     assert.throws(
       () => connect({ ...h, memory: copy }),
       (e: unknown) =>
@@ -377,13 +379,7 @@ Deno.test("wasm steps: a memory attached with nothing to check it against is use
     const got: unknown[] = [];
     loop.onMessage = (v) => got.push(v);
     const h = loop.port();
-    const pages = loop.buffer.byteLength / PAGE_BYTES;
-    const copy = new WebAssembly.Memory({
-      initial: pages,
-      maximum: pages,
-      shared: true,
-    });
-    new Uint8Array(copy.buffer).set(new Uint8Array(loop.buffer));
+    const copy = copyOf(loop);
     new Int32Array(copy.buffer)[6] ^= 1; // a queue id this thread never saw
     const p = Producer.attach(copy);
     assert.equal(p.buffer, copy.buffer, "used as it is");
