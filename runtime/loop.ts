@@ -329,16 +329,20 @@ export class Loop {
     this.#spinMs =
       checkDelay("create loop", "spinMicros", options.spinMicros ?? 50) /
       1000;
+    const nodes = options.capacity?.nodesPerProducer;
+    if (
+      typeof nodes === "number" && Number.isInteger(nodes) &&
+      (nodes < 4 || nodes > 1 << 20 || (nodes & (nodes - 1)) !== 0)
+    ) {
+      // Its own slot keeps two back (the close marker, a due timer).
+      throw new RangeError(
+        `Cannot create loop: capacity.nodesPerProducer must be a power of two from 4 to 1048576, got ${nodes}`,
+      );
+    }
     this.#queue = MpscQueue.create({
       nodesPerProducer: 4096,
       ...options.capacity,
     });
-    if (this.#queue.config.nodesPerProducer < 4) {
-      // Its own slot keeps two back (the close marker, a due timer).
-      throw new RangeError(
-        "Cannot create loop: capacity.nodesPerProducer must be at least 4",
-      );
-    }
     this.buffer = this.#queue.buffer;
     markLoopThread(this.buffer, (retry) => this.#retries.push(retry));
     this.#w = new Int32Array(this.buffer);
@@ -1124,7 +1128,9 @@ function optionalFn<T>(action: string, name: string, v: T): T {
 function positiveInt(name: string, v: unknown): number {
   if (typeof v !== "number" || !Number.isInteger(v)) {
     throw new TypeError(
-      `Cannot create loop: ${name} must be an integer, got ${String(v)}`,
+      `Cannot create loop: ${name} must be an integer, got ${
+        typeof v === "string" ? `"${v}" (a string)` : String(v)
+      }`,
     );
   }
   if (v < 1 || v > 2 ** 30) {

@@ -66,7 +66,7 @@ const CASES: Case[] = [
     input: "capacity.nodesPerProducer: 2",
     error: RangeError,
     message:
-      /^Cannot create loop: capacity\.nodesPerProducer must be at least 4$/,
+      /^Cannot create loop: capacity\.nodesPerProducer must be a power of two from 4 to 1048576, got 2$/,
     run: () => new Loop({ capacity: { nodesPerProducer: 2 } }),
   },
   {

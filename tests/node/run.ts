@@ -33,8 +33,8 @@
  * finds the Node bug that stops them, and steps that need a permission
  * sandbox (`SANDBOX_STEPS`) when the run is not under Node's permission
  * model (`deno task test:node` runs it under it). The last line is
- * `node: N passed, N failed, N skipped on Node (listed above), N ignored
- * (as on Deno)`; the exit code is 1 if any failed.
+ * `node: N passed, N failed, N skipped on Node (listed above), N ignored by
+ * their own ignore option (...)`; the exit code is 1 if any failed.
  *
  * @module
  */
@@ -314,7 +314,8 @@ async function main(): Promise<number> {
   console.log(`Node ${process.version}, ${files.length} test modules, ${s} s`);
   console.log(
     `node: ${passed} passed, ${failed} failed, ${skips.length} skipped on ` +
-      `Node (listed above), ${ignored} ignored (as on Deno)`,
+      `Node (listed above), ${ignored} ignored by their own \`ignore\` ` +
+      "option (the Deno run's ignored tests are the Node-only ones, which run here)",
   );
   return failed > 0 ? 1 : 0;
 }
