@@ -69,7 +69,12 @@ import type { Producer, QueueEntry } from "./mpsc_queue.ts";
 import { checkDelay, type Timer } from "./timers.ts";
 import { LoopTimers } from "./loop_timers.ts";
 import { Waiter, wake } from "./wake.ts";
-import { WAIT_NR, WAKE_CLOSING, WAKE_SEALED } from "./queue_layout.ts";
+import {
+  MAX_NODES_PER_PRODUCER,
+  WAIT_NR,
+  WAKE_CLOSING,
+  WAKE_SEALED,
+} from "./queue_layout.ts";
 import { type LoopMetrics, MetricsCollector } from "./loop_metrics.ts";
 import { type LoopWarning, Watchdog } from "./loop_watchdog.ts";
 import { Inbox, type MessageHandler } from "./loop_inbox.ts";
@@ -332,11 +337,13 @@ export class Loop {
     const nodes = options.capacity?.nodesPerProducer;
     if (
       typeof nodes === "number" && Number.isInteger(nodes) &&
-      (nodes < 4 || nodes > 1 << 20 || (nodes & (nodes - 1)) !== 0)
+      (nodes < 4 || nodes > MAX_NODES_PER_PRODUCER ||
+        (nodes & (nodes - 1)) !== 0)
     ) {
-      // Its own slot keeps two back (the close marker, a due timer).
+      // Its own slot keeps two back (the close marker, a due timer); the
+      // queue's own check would allow 1 and 2 and name the queue.
       throw new RangeError(
-        `Cannot create loop: capacity.nodesPerProducer must be a power of two from 4 to 1048576, got ${nodes}`,
+        `Cannot create loop: capacity.nodesPerProducer must be a power of two from 4 to ${MAX_NODES_PER_PRODUCER}, got ${nodes}`,
       );
     }
     this.#queue = MpscQueue.create({
@@ -879,34 +886,28 @@ export class Loop {
           const ms = performance.now() - s0;
           this.#m.slept(r, ms);
           this.#watchdog.slept(r, ms, sleep);
-          // A sleep that returned at once (a timer already due, work
-          // already there) gave the host no turn: the bound still applies.
-          if (this.#waiter.yieldedToHost) lastIo = performance.now();
-          else if (performance.now() - lastIo > this.#ioTurnMs()) {
-            await turn.io();
-            lastIo = performance.now();
-          }
-        } else if (sleep === VIRTUAL_JUMP) {
-          // Let every pending reaction run first: it may set an earlier
-          // timer or queue work. Then jump, unless something arrived.
-          if (performance.now() - lastIo > this.#ioTurnMs()) {
-            await turn.io();
-            lastIo = performance.now();
-          } else {
-            await turn.next();
-          }
-          if (this.#queue.isEmpty()) {
-            const next = this.#timers.nextDeadline();
-            if (next !== Infinity) this.clock.jumpTo(next);
-          }
+        }
+        // A sleep that really waited gave the host its turns; one that
+        // returned at once (a timer already due, work already there) did
+        // not, so the busy-time bound still applies.
+        if (sleep >= 0 && this.#waiter.yieldedToHost) {
+          lastIo = performance.now();
         } else if (performance.now() - lastIo > this.#ioTurnMs()) {
           // Work kept the drive busy: the host polls I/O, runs its timers.
           await turn.io();
           lastIo = performance.now();
-        } else if (sleep === BUSY_PAUSE || this.#hostOps > 0) {
-          await turn.next(); // host reactions, a producer to finish
-        } else {
+        } else if (
+          sleep === VIRTUAL_JUMP || sleep === BUSY_PAUSE || this.#hostOps > 0
+        ) {
+          // Pending reactions (which may set an earlier timer or queue
+          // work before a jump), host completions, a producer to finish.
+          await turn.next();
+        } else if (sleep < 0) {
           await null; // one microtask turn between passes
+        }
+        if (sleep === VIRTUAL_JUMP && this.#queue.isEmpty()) {
+          const next = this.#timers.nextDeadline(); // nothing arrived: jump
+          if (next !== Infinity) this.clock.jumpTo(next);
         }
         if (!once && !this.#stopped && !this.alive()) {
           await turn.next(); // a reaction may still add work
@@ -926,7 +927,7 @@ export class Loop {
    */
   #pass(mode: number, closing = false): number {
     this.#inPass = true;
-    this.#timers.beginPass(); // not a turn's time read before the pass
+    this.#timers.setPass(true); // not a turn's time read before the pass
     // 1. Time: read at its first use in the pass (timers.time()), so a pass
     // with no timer pending and no task asking reads no clock.
     this.#m.pass();
@@ -946,7 +947,7 @@ export class Loop {
     const now = this.#timers.passNow;
     if (now === now) this.#now = now;
     this.#inPass = false;
-    this.#timers.endPass();
+    this.#timers.setPass(false);
   }
 
   /**

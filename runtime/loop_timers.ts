@@ -6,12 +6,11 @@
  * inside a pass (a task calling `setTimer`), the pass's time, read once per
  * pass at its first use ({@linkcode LoopTimers.time}; a pass with timers
  * pending reads it first thing, to find the due ones); outside a pass, with
- * a real clock, the time read at the first `setTimer` of the current
- * turn (kept until a microtask queued at that read clears it, or until any
- * loop on this thread begins or ends a pass; promise reactions queued before that
- * microtask share it, as Node's `setTimeout` counts from libuv's cached
- * loop time); with a virtual clock, a
- * fresh read, so `advance()` then `setTimer()` count from the new time. A
+ * a real clock, the time read at the first `setTimer` of the current turn
+ * (kept until a microtask queued at that read clears it, or until any loop
+ * on this thread begins or ends a pass; promise reactions queued before that
+ * microtask share it, as Node's `setTimeout` counts from libuv's cached loop
+ * time); with a virtual clock, a fresh read, so `advance()` then `setTimer()` count from the new time. A
  * clock read costs ~95-190 ns here (`performance.now()`), more than the
  * rest of `setTimer` (~35-70 ns: `bench/timers.ts`, VirtualClock insert);
  * the price is that a timer set late in a long pass or turn is due that
@@ -290,8 +289,8 @@ export class LoopTimers implements TimerHost {
   time(): number {
     let now = this.passNow;
     // NaN: not read yet in this pass or turn. A turn's time also ends when
-    // any loop on this thread begins a pass (a blocking drive of another
-    // loop runs no microtask that could end it).
+    // any loop on this thread begins or ends a pass (a blocking drive runs
+    // no microtask that could end it).
     if (now === now && (this.inPass || this.#turnEpoch === passEpoch)) {
       return now;
     }
@@ -314,22 +313,19 @@ export class LoopTimers implements TimerHost {
   /** `passEpoch` when the turn's time was read. */
   #turnEpoch = 0;
 
-  /** A pass of this loop begins: its time is read afresh. */
-  beginPass(): void {
+  /**
+   * A pass of this loop begins (`true`: its time is read afresh) or ends.
+   * Either ends every loop's turn time on this thread: after a pass a
+   * blocking drive may sleep, and no microtask runs to end them.
+   *
+   * @param inPass Whether a pass is now running.
+   */
+  setPass(inPass: boolean): void {
     passEpoch++;
-    this.inPass = true;
+    this.inPass = inPass;
     this.passNow = NaN;
   }
 
-  /**
-   * A pass of this loop ended. Ends every loop's turn time too: a blocking
-   * drive may now sleep, and no microtask runs to end them.
-   */
-  endPass(): void {
-    passEpoch++;
-    this.inPass = false;
-    this.passNow = NaN;
-  }
   /** Ends a turn's time (outside a pass); a pass clears it itself. */
   readonly #endTurn = (): void => {
     this.#turnEnding = false;

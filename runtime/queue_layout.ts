@@ -91,6 +91,9 @@ export const H_ID = 6;
  */
 export const H_PROBE = 8;
 
+/** Most nodes a producer slot may have (a power of two). */
+export const MAX_NODES_PER_PRODUCER = 1 << 20;
+
 /** Queue state: accepting pushes. */
 export const STATE_OPEN = 0;
 /** Queue state: closed, pushes are refused. */
@@ -288,7 +291,7 @@ export function layoutFor(options: Partial<QueueConfig> = {}): Layout {
     "nodesPerProducer",
     options.nodesPerProducer ?? DEFAULT_CONFIG.nodesPerProducer,
     1,
-    1 << 20,
+    MAX_NODES_PER_PRODUCER,
     true,
   );
   const bytesPerProducer = checkInt(

@@ -167,7 +167,6 @@ export class Waiter {
     const w = this.#w;
     // The min-wait phase only matters when waiting for more than 1 add.
     const first = k > 1 ? Math.min(timeoutMs, minWaitMs) : timeoutMs;
-    this.yieldedToHost = false;
     if (!this.#arm(k, true)) return "work";
     this.sleeps++;
     let r = Atomics.wait(w, WAIT_NR, k, first); // W4
