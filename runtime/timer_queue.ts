@@ -30,11 +30,16 @@
  * per 2^27 reuses of one id).
  *
  * The arrays grow four times over when full (a copy touches every page
- * again; pages not used yet cost address space, not memory). They are
- * dropped when the last live id is freed (above `SHRINK_ABOVE` ids):
- * memory is bounded by the peak of live timers since the store was last
- * empty. Ids handed out after that start at a generation above every one
- * handed out before, so old handles stay stale.
+ * again; pages not used yet cost address space, not memory). When the last
+ * live id is freed, ending a burst, a store with room for more than
+ * `SHRINK_ABOVE` ids starts over: ids are handed out from 0 again, in
+ * order (as fresh ones, not in the order the burst freed them, which
+ * scatters the next burst's writes), at a generation above every one handed
+ * out before, so old handles stay stale. It drops its arrays if the burst's
+ * peak of live timers stayed under a quarter of them, and keeps them
+ * otherwise: a program that sets bursts of 10^6 timers does not grow them
+ * again for each burst (that was ~9 % of a burst's time), and memory is
+ * bounded by four times the larger peak of the last two bursts.
  *
  * ## Order: one FIFO list per delay, a heap of lists
  *
@@ -69,7 +74,7 @@ export const GEN_SHIFT = 4;
 export const GEN_BITS = 0x7fffffff & ~((1 << GEN_SHIFT) - 1);
 /** No timer / no list. */
 const NIL = -1;
-/** A store with more ids than this is dropped once none is live. */
+/** A store with room for more ids than this starts over once none is live. */
 const SHRINK_ABOVE = 4096;
 /** Keys 0..SMALL_KEYS-1 (whole ms) find their list without the map. */
 const SMALL_KEYS = 1024;
@@ -100,6 +105,8 @@ export class TimerQueue {
   #freeTail = NIL;
   /** Ids handed out and not freed. */
   #live = 0;
+  /** The most ids live at once since the store was last empty. */
+  #peak = 0;
   /** Generation bits of ids handed out for the first time. */
   #genBase = 0;
   /** The highest generation bits given so far (until they wrap). */
@@ -140,7 +147,7 @@ export class TimerQueue {
    * @returns The id.
    */
   alloc(): number {
-    this.#live++;
+    if (++this.#live > this.#peak) this.#peak = this.#live;
     const id = this.#freeHead;
     if (id !== NIL) {
       this.#freeHead = this.#next[id];
@@ -186,15 +193,32 @@ export class TimerQueue {
       else this.#next[this.#freeTail] = id;
       this.#freeTail = id;
     }
-    if (
-      --this.#live === 0 && this.#used > SHRINK_ABOVE &&
-      this.#genTop < GEN_BITS // the new base must be above every old one
-    ) this.#drop();
+    if (--this.#live === 0) this.#burstEnded();
   }
 
-  /** Drops the arrays of a store with no live id (no list either). */
-  #drop(): void {
+  /**
+   * The last live id was freed (no list is left either): a store that
+   * handed out many ids starts over, and drops arrays the burst left
+   * mostly idle.
+   */
+  #burstEnded(): void {
+    const peak = this.#peak;
+    this.#peak = 0;
+    if (
+      this.flags.length <= SHRINK_ABOVE ||
+      this.#genTop >= GEN_BITS // the new base must be above every old one
+    ) return;
     this.#genBase = this.#genTop = this.#genTop + (1 << GEN_SHIFT);
+    this.#used = 0;
+    this.#freeHead = this.#freeTail = NIL;
+    this.#listUsed = 0;
+    this.#listFreeCount = 0;
+    // free() left every callback undefined: kept arrays need no clearing.
+    if (peak * 4 < this.flags.length) this.#drop();
+  }
+
+  /** Drops the arrays of a store that is starting over. */
+  #drop(): void {
     this.deadline = new Float64Array(0);
     this.seq = new Float64Array(0);
     this.flags = new Int32Array(0);
@@ -202,16 +226,12 @@ export class TimerQueue {
     this.#prev = new Int32Array(0);
     this.#list = new Int32Array(0);
     this.callbacks = [];
-    this.#used = 0;
-    this.#freeHead = this.#freeTail = NIL;
     this.#head = new Int32Array(0);
     this.#tail = new Int32Array(0);
     this.#pos = new Int32Array(0);
     this.#key = new Float64Array(0);
     this.#listFree = new Int32Array(0);
     this.#heap = new Int32Array(0);
-    this.#listUsed = 0;
-    this.#listFreeCount = 0;
   }
 
   /**

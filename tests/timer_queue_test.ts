@@ -10,6 +10,7 @@ import {
   GEN_BITS,
   GEN_SHIFT,
   REFED,
+  STATE_MASK,
   TimerQueue,
 } from "../runtime/timer_queue.ts";
 import { TIMER_DONE, TIMER_PENDING } from "../runtime/timers.ts";
@@ -88,4 +89,44 @@ Deno.test("removing a list's first timer, after takes made its prev link stale",
   q.remove(ids[3]); // the last one
   assert.deepEqual(drain(q), [ids[2]]);
   assert.equal(q.size, 0);
+});
+
+/** Sets `n` timers, then takes and frees them all: one burst. */
+function burst(q: TimerQueue, n: number): [number, number][] {
+  const handles: [number, number][] = [];
+  for (let i = 0; i < n; i++) {
+    const id = add(q, i % 7, i, i % 7);
+    handles.push([id, q.flags[id] >>> GEN_SHIFT]);
+  }
+  const due = drain(q);
+  assert.equal(due.length, n);
+  for (const id of due) q.free(id);
+  return handles;
+}
+
+Deno.test("a store keeps its arrays across bursts that fill them, drops them after a small one", () => {
+  const q = new TimerQueue();
+  const big = burst(q, 20_000); // grows to 65536 ids; 20,000 is over a quarter
+  const capacity = q.flags.length;
+  assert.equal(capacity, 65536);
+  for (const [id, gen] of big) assert.equal(q.live(id, gen), -1);
+  // The next burst gets ids 0, 1, 2... again in the kept arrays (no
+  // growth), at a new generation: old handles stay stale.
+  const again = burst(q, 20_000);
+  assert.equal(q.flags.length, capacity, "kept, not grown again");
+  assert.deepEqual(again.map(([id]) => id), big.map((_, i) => i));
+  assert.ok(again.every(([, gen]) => gen > big[0][1]));
+  for (const [id, gen] of big) assert.equal(q.live(id, gen), -1);
+  // A burst that peaks under a quarter of the arrays ends with them dropped;
+  // ids start over at 0 with a generation no old handle has.
+  const small = burst(q, 100);
+  assert.equal(q.flags.length, 0, "dropped");
+  const fresh = add(q, 1, 0, 1);
+  assert.equal(fresh, 0);
+  const freshGen = q.flags[fresh] >>> GEN_SHIFT;
+  for (const [id, gen] of [...big, ...again, ...small]) {
+    assert.notEqual(gen, freshGen);
+    assert.equal(q.live(id, gen), -1);
+  }
+  assert.equal(q.live(fresh, freshGen) & STATE_MASK, TIMER_PENDING);
 });
