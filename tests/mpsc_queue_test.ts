@@ -8,8 +8,9 @@
  * the SAB queue by doing the exchange on `TAIL` by hand, with a node of a
  * slot claimed by hand, and storing the link later.
  *
- * Cases specific to the SAB queue (buffer validation, config validation)
- * follow the contract suite.
+ * Cases specific to the SAB queue (buffer validation, config validation,
+ * the spent cursor: the last item delivered keeps its node until the
+ * consumer has read its link) follow the contract suite.
  *
  * @module
  */
@@ -46,6 +47,7 @@ import {
   SLOT_CLAIMED,
   SLOT_FREE,
   slotWord,
+  STUB,
   TAIL,
 } from "../runtime/queue_layout.ts";
 import { ReferenceQueue } from "./reference_queue.ts";
@@ -1065,4 +1067,71 @@ Deno.test("queue config is validated with TypeError or RangeError, Cannot create
   ) {
     assert.deepEqual({ ...MpscQueue.create(config).config }, config);
   }
+});
+
+// ---------------------------------------------------------------------------
+// SAB queue only: the spent cursor (see "The last node" in mpsc_queue.ts)
+
+Deno.test("SAB queue: every item before a push caught mid-window is delivered; the last one's node comes back once that push links", () => {
+  const s = sabQueue({
+    producers: 2,
+    nodesPerProducer: 4,
+    bytesPerProducer: 0,
+  });
+  const w = new Int32Array((s.consumer as MpscQueue).buffer);
+  const p = s.attach() as Producer;
+  const released = () => Atomics.load(w, slotWord(p.slot) + C_RELEASED_NODES);
+  p.push(1, 0, 0);
+  p.push(1, 0, 1);
+  const link = s.midPush(2, 0, 2); // the other slot, exchanged, not linked
+  assert.deepEqual(drainKeys(s.consumer), [
+    key(p.slot, 1, 0, 0),
+    key(p.slot, 1, 0, 1),
+  ]);
+  assert.equal(s.consumer.lastState, "busy");
+  assert.equal(s.consumer.isEmpty(), false);
+  assert.equal(released(), 1, "the last item's node waits for its link");
+  // A consumer taking over meanwhile delivers nothing twice and still owes
+  // the spent node's release.
+  const d = s.resume();
+  assert.equal(d.tryPop(), BUSY);
+  link();
+  const rest = drainKeys(d);
+  assert.equal(rest.length, 1);
+  assert.match(rest[0], / tag 2 a 0 b 2$/);
+  assert.equal(d.lastState, "empty");
+  assert.equal(released(), 2, "stepped past: released");
+  // The drain settled the emptied queue: a push finds it empty.
+  assert.equal(p.push(1, 0, 3), PUSH_WAS_EMPTY);
+  assert.deepEqual(drainKeys(d), [key(p.slot, 1, 0, 3)]);
+  assert.equal(released(), 3);
+  assert.equal(d.isEmpty(), true);
+});
+
+Deno.test("SAB queue: taking the last item leaves TAIL alone; only an emptied queue is settled", () => {
+  const s = sabQueue({
+    producers: 1,
+    nodesPerProducer: 8,
+    bytesPerProducer: 0,
+  });
+  const q = s.consumer as MpscQueue;
+  const w = new Int32Array(q.buffer);
+  const p = q.attachLocal();
+  // A chain, as a loop's tasks that queue tasks: each item is the only one
+  // queued when it is taken, and queues the next while it runs.
+  let n = 0;
+  const seen: number[] = [];
+  p.push(1, 0, n);
+  for (let pass = 0; pass < 50; pass++) {
+    q.drain(3, (e) => {
+      seen.push(Atomics.load(w, TAIL) === e.node ? 1 : 0);
+      p.push(1, 0, ++n);
+    });
+    assert.equal(q.lastState, "more");
+  }
+  assert.equal(n, 150);
+  assert.deepEqual(seen, new Array(150).fill(1), "TAIL still on the item");
+  assert.equal(q.drain(10, () => {}), 1);
+  assert.equal(q.lastState, "empty");
+  assert.equal(Atomics.load(w, TAIL), STUB, "settled once empty");
 });
