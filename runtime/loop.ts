@@ -479,7 +479,12 @@ export class Loop {
    * queue a timer each pass.
    */
   #pushLocal(item: Local, tag: number): boolean {
-    if (this.#self.freeNodes() <= 2) return false;
+    if (this.#self.freeNodes() <= 2) {
+      // Tasks this pass already ran may have freed nodes that the drain has
+      // not published yet (it does once, at its end).
+      this.#queue.publishReleases();
+      if (this.#self.freeNodes() <= 2) return false;
+    }
     const i = this.#localNext & (this.#local.length - 1);
     this.#self.push(tag, i, 0);
     this.#local[i] = item;

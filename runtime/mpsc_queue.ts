@@ -36,9 +36,11 @@
  *   finds nothing linked behind a spent cursor and `TAIL` still on it does
  *   it swing `TAIL` back to the stub with one `compareExchange` ("settles"
  *   the empty queue; the consumer writes `TAIL` only there). A consumer
- *   that keeps finding work, a loop whose tasks queue tasks, never does:
- *   the last item costs no atomic write. At most one node, the spent
- *   cursor, is delivered and not yet released.
+ *   that keeps finding work, a loop whose tasks queue tasks, does not: the
+ *   last item costs no atomic write (unless the consumer releases it early
+ *   with `releaseCurrent`, as a loop whose own slot is nearly full does).
+ *   At most one node, the spent cursor, is delivered and not yet released
+ *   besides a `tryPop` item not yet released.
  *   Release counters are published once per drain per producer slot touched
  *   (1 `Atomics.store` each), not per item.
  * - **The mid-push window.** Between a producer's exchange and its link
@@ -573,9 +575,10 @@ export class MpscQueue {
     // Settles an emptied queue now (the held node is released on the next
     // call): a push after this call reports PUSH_WAS_EMPTY.
     if (this.#spent) this.#leaveSpent();
-    this.#w[CURSOR] = this.#cursor; // for resume(): delivered once, not again
-    this.#w[CURSOR_HELD] = node;
-    this.#w[CURSOR_SPENT] = this.#spent ? 1 : 0;
+    // Publishes what stepping past a spent node released, with the cursor
+    // words (resume() reads both: the node is delivered once, not again,
+    // and not lost to its slot either).
+    this.#publish();
     return this.#fill(node);
   }
 
@@ -596,6 +599,8 @@ export class MpscQueue {
     this.#releaseHeld();
     let n = 0;
     this.#halted = false;
+    // A throwing fn must not leave an earlier drain's "busy" behind.
+    this.lastState = "more" as DrainState;
     try {
       while (n < limit) {
         n += this.#runCovered(limit - n, fn);
@@ -661,6 +666,16 @@ export class MpscQueue {
       c = next;
     }
     return n;
+  }
+
+  /**
+   * Publishes the releases of the items delivered so far, as a drain does
+   * when it returns. For a producer on the consumer's own thread whose slot
+   * is full in the middle of a drain (the loop's own tasks): the items the
+   * drain already ran may have freed room. Consumer thread only.
+   */
+  publishReleases(): void {
+    this.#publish();
   }
 
   /**
@@ -808,16 +823,26 @@ export class MpscQueue {
 
   /**
    * Nodes of a slot delivered so far (this consumer's own count, including
-   * releases not yet published and the spent cursor, delivered and not yet
-   * released).
+   * releases not yet published, and the nodes delivered and not released
+   * yet: the spent cursor, a `tryPop` item until the next call).
    *
    * @param slot Producer slot.
    * @returns The count (wraps at 2^32).
    */
   consumed(slot: number): number {
-    const spent = this.#spent &&
-      (this.#cursor - FIRST_PRODUCER_NODE) >>> this.#slotShift === slot;
-    return (this.#relNodes[slot] + (spent ? 1 : 0)) | 0;
+    let n = this.#relNodes[slot];
+    const c = this.#cursor;
+    const h = this.#held;
+    if (this.#spent && this.#slotOf(c) === slot) n++;
+    if (h !== NIL && !(this.#spent && h === c) && this.#slotOf(h) === slot) {
+      n++;
+    }
+    return n | 0;
+  }
+
+  /** The producer slot a node belongs to. */
+  #slotOf(node: number): number {
+    return (node - FIRST_PRODUCER_NODE) >>> this.#slotShift;
   }
 
   /**

@@ -1135,3 +1135,77 @@ Deno.test("SAB queue: taking the last item leaves TAIL alone; only an emptied qu
   assert.equal(q.lastState, "empty");
   assert.equal(Atomics.load(w, TAIL), STUB, "settled once empty");
 });
+
+Deno.test("SAB queue: a consumer resumed after a tryPop that stepped past a spent node loses no node of its slot", () => {
+  const s = sabQueue({
+    producers: 2,
+    nodesPerProducer: 4,
+    bytesPerProducer: 0,
+  });
+  const p = s.attach() as Producer;
+  p.push(1, 0, 0);
+  const link = s.midPush(2, 0, 1);
+  const a = s.consumer.tryPop(); // delivered, spent: its link is missing
+  assert.ok(a !== EMPTY && a !== BUSY);
+  link();
+  p.push(1, 0, 2);
+  const b = s.consumer.tryPop(); // steps past the first, releasing it
+  assert.ok(b !== EMPTY && b !== BUSY);
+  assert.match(keyOf(b), / tag 2 a 0 b 1$/);
+  const d = s.resume();
+  assert.deepEqual(drainKeys(d), [key(p.slot, 1, 0, 2)]);
+  for (let i = 0; i < 4; i++) {
+    assert.notEqual(p.push(1, 0, 10 + i), PUSH_FULL, `push ${i}: no node lost`);
+  }
+  assert.equal(drainKeys(d).length, 4);
+});
+
+Deno.test("SAB queue: a drain whose callback throws on the last item releases it and settles, whatever the drain before it reported", () => {
+  const s = sabQueue({
+    producers: 2,
+    nodesPerProducer: 4,
+    bytesPerProducer: 0,
+  });
+  const w = new Int32Array((s.consumer as MpscQueue).buffer);
+  const p = s.attach() as Producer;
+  p.push(1, 0, 0);
+  const link = s.midPush(2, 0, 0);
+  s.consumer.drain(10, () => {});
+  assert.equal(s.consumer.lastState, "busy");
+  link();
+  for (let i = 1; i < 4; i++) p.push(1, 0, i);
+  assert.throws(
+    () =>
+      s.consumer.drain(10, (e) => {
+        if (e.b === 3) throw new Error("task failed");
+      }),
+    /task failed/,
+  );
+  assert.equal(Atomics.load(w, slotWord(p.slot) + C_RELEASED_NODES), 4);
+  assert.equal(Atomics.load(w, TAIL), STUB, "settled");
+  assert.equal(
+    p.pushBatch([1, 1, 1, 1], [0, 0, 0, 0], [4, 5, 6, 7], 4),
+    PUSH_WAS_EMPTY,
+  );
+});
+
+Deno.test("SAB queue: consumed() counts a tryPop item as delivered, with or without a push caught mid-window behind it", () => {
+  for (const midWindow of [false, true]) {
+    const s = sabQueue({
+      producers: 2,
+      nodesPerProducer: 4,
+      bytesPerProducer: 0,
+    });
+    const q = s.consumer as MpscQueue;
+    const p = s.attach() as Producer;
+    p.push(1, 0, 0);
+    const link = midWindow ? s.midPush(2, 0, 1) : undefined;
+    assert.equal(q.consumed(p.slot), 0);
+    assert.ok(q.tryPop() !== EMPTY);
+    assert.equal(q.consumed(p.slot), 1, `mid-window ${midWindow}`);
+    assert.equal(q.depth(), midWindow ? 1 : 0, "the taken item is not queued");
+    link?.();
+    drainKeys(q);
+    assert.equal(q.consumed(p.slot), 1);
+  }
+});
