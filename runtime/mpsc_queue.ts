@@ -402,8 +402,9 @@ export class MpscQueue {
   #take(): number {
     let c = this.#cursor;
     if (c === STUB || this.#spent) {
+      // Never SNAP_END: the snapshot is cleared where a node is made spent,
+      // and the stub is never a snapshot (a TAIL of STUB is not kept).
       let next = this.#next(c);
-      if (next === SNAP_END) next = this.#next(c); // a fresh snapshot
       if (next === NIL) {
         // Nothing linked behind c. With TAIL still on c the queue is empty:
         // settle it. Else a push is mid-window: its link may be stored by
