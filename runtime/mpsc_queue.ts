@@ -247,11 +247,13 @@ export class MpscQueue {
   /**
    * The spent cursor's delivery is over and its release is owed, to be paid
    * (`#payOwed`) when the consumer steps past it or settles the queue: its
-   * slot, and where its payload ends (-1: none).
+   * slot, its payload's start (the slot's byte counter, which wraps) and
+   * length (-1: none).
    */
   #owed = false;
   #owedSlot = 0;
-  #owedBytes = -1;
+  #owedStart = 0;
+  #owedLength = -1;
   /**
    * A `TAIL` value loaded after the cursor was reached, or NIL: every node
    * from the cursor up to (not including) it is covered, so its link may be
@@ -505,30 +507,33 @@ export class MpscQueue {
    */
   #release(): void {
     const e = this.#entry;
-    const bytesEnd = e.byteLength >= 0 ? (e.a + alignUp(e.byteLength)) | 0 : -1;
     if (this.#spent && e.node === this.#cursor) {
       this.#owed = true;
       this.#owedSlot = e.producer;
-      this.#owedBytes = bytesEnd;
+      this.#owedStart = e.a;
+      this.#owedLength = e.byteLength;
     } else {
-      this.#releaseNode(e.producer, bytesEnd);
+      this.#releaseNode(e.producer, e.a, e.byteLength);
     }
   }
 
   /** Pays the spent cursor's owed release. */
   #payOwed(): void {
     this.#owed = false;
-    this.#releaseNode(this.#owedSlot, this.#owedBytes);
+    this.#releaseNode(this.#owedSlot, this.#owedStart, this.#owedLength);
   }
 
-  /** Counts one node of `slot` (and bytes up to `bytesEnd`) released. */
-  #releaseNode(slot: number, bytesEnd: number): void {
+  /**
+   * Counts one node of `slot` released, and its payload (`length` bytes
+   * from the byte counter value `start`; none when `length` is -1).
+   */
+  #releaseNode(slot: number, start: number, length: number): void {
     if (this.#isDirty[slot] === 0) {
       this.#isDirty[slot] = 1;
       this.#dirty[this.#dirtyCount++] = slot;
     }
     this.#relNodes[slot]++;
-    if (bytesEnd >= 0) this.#relBytes[slot] = bytesEnd;
+    if (length >= 0) this.#relBytes[slot] = (start + alignUp(length)) | 0;
   }
 
   /** Publishes local release counts: one atomic store per slot touched. */

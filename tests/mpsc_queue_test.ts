@@ -28,6 +28,7 @@ import {
   type QueueConfig,
 } from "../runtime/mpsc_queue.ts";
 import {
+  C_RELEASED_BYTES,
   C_RELEASED_NODES,
   FIRST_PRODUCER_NODE,
   H_BYTES,
@@ -42,6 +43,7 @@ import {
   N_NEXT,
   NIL,
   nodeWord,
+  P_ALLOC_BYTES,
   P_ALLOC_NODES,
   P_CLAIM,
   SLOT_CLAIMED,
@@ -1207,5 +1209,45 @@ Deno.test("SAB queue: consumed() counts a tryPop item as delivered, with or with
     link?.();
     drainKeys(q);
     assert.equal(q.consumed(p.slot), 1);
+  }
+});
+
+Deno.test("SAB queue: payload space keeps coming back when the byte counters pass 2^31 and wrap", () => {
+  // Counters as after ~2 GiB of payloads: just below 2^31, where the int32
+  // counters turn negative, and just below 2^32, where they wrap to 0.
+  for (const start of [2 ** 31 - 64, -64]) {
+    const fresh = MpscQueue.create({
+      producers: 1,
+      nodesPerProducer: 4,
+      bytesPerProducer: 64,
+    });
+    const w = new Int32Array(fresh.buffer);
+    const at = slotWord(0);
+    w[at + P_ALLOC_BYTES] = start;
+    w[at + C_RELEASED_BYTES] = start;
+    const q = MpscQueue.resume(fresh.buffer);
+    const p = Producer.attach(q.buffer);
+    const got: number[] = [];
+    const want: number[] = [];
+    for (let i = 0; i < 40; i += 2) {
+      // Two items a round: the first is released as the drain steps past
+      // it, the second once the drain settles the emptied queue.
+      for (const seq of [i, i + 1]) {
+        const bytes = payloadFor(0, seq, 24);
+        assert.notEqual(
+          p.pushBytes(1, bytes),
+          PUSH_FULL,
+          `from ${start}: #${seq}`,
+        );
+        want.push(...bytes);
+      }
+      q.drain(10, (e) => {
+        got.push(...e.bytes());
+      });
+    }
+    assert.deepEqual(got, want);
+    const moved = (w[at + P_ALLOC_BYTES] - start) | 0;
+    assert.ok(moved >= 40 * 24, `from ${start}: counters moved ${moved}`);
+    assert.equal(w[at + C_RELEASED_BYTES], w[at + P_ALLOC_BYTES]);
   }
 });
