@@ -27,20 +27,11 @@
  *   batch**, not per item: one `Atomics.load(TAIL)` (a snapshot), then
  *   every link up to the snapshot node is read with a plain load ("batch
  *   acquire", argued below). Reaching the snapshot node takes a new
- *   snapshot; a plain read that finds no link is retried atomically.
- * - **The last node.** A node whose link the consumer has not seen (the
- *   snapshot node, or one a push is still linking behind) is delivered at
- *   once and stays the cursor, "spent": its storage is released only when
- *   the consumer steps past it, once its link shows, so the producer that
- *   pushes after it can still store that link. Only when the consumer
- *   finds nothing linked behind a spent cursor and `TAIL` still on it does
- *   it swing `TAIL` back to the stub with one `compareExchange` ("settles"
- *   the empty queue; the consumer writes `TAIL` only there). A consumer
- *   that keeps finding work, a loop whose tasks queue tasks, does not: the
- *   last item costs no atomic write (unless the consumer releases it early
- *   with `releaseCurrent`, as a loop whose own slot is nearly full does).
- *   At most one node, the spent cursor, is delivered and not yet released
- *   besides a `tryPop` item not yet released.
+ *   snapshot; a plain read that finds no link is retried atomically. Taking
+ *   the last item costs 1: at the snapshot node the consumer first tries a
+ *   `compareExchange` that swings `TAIL` from it back to the stub (the
+ *   consumer writes `TAIL` only there); when a push raced it, the link is
+ *   read and a new snapshot taken instead.
  *   Release counters are published once per drain per producer slot touched
  *   (1 `Atomics.store` each), not per item.
  * - **The mid-push window.** Between a producer's exchange and its link
@@ -99,7 +90,6 @@ import {
   createBuffer,
   CURSOR,
   CURSOR_HELD,
-  CURSOR_SPENT,
   FIRST_PRODUCER_NODE,
   type Layout,
   layoutFor,
@@ -242,18 +232,6 @@ export class MpscQueue {
   /** Atomic calls on the buffer, through WebAssembly when it can. */
   readonly #atomics: WordAtomics;
   #cursor = STUB;
-  /** The cursor node was delivered; step past it once its link shows. */
-  #spent = false;
-  /**
-   * The spent cursor's delivery is over and its release is owed, to be paid
-   * (`#payOwed`) when the consumer steps past it or settles the queue: its
-   * slot, its payload's start (the slot's byte counter, which wraps) and
-   * length (-1: none).
-   */
-  #owed = false;
-  #owedSlot = 0;
-  #owedStart = 0;
-  #owedLength = -1;
   /**
    * A `TAIL` value loaded after the cursor was reached, or NIL: every node
    * from the cursor up to (not including) it is covered, so its link may be
@@ -300,17 +278,11 @@ export class MpscQueue {
       this.#relBytes[s] = Atomics.load(this.#w, slotWord(s) + C_RELEASED_BYTES);
     }
     this.#cursor = Atomics.load(this.#w, CURSOR);
-    this.#spent = this.#w[CURSOR_SPENT] === 1;
-    // A previous consumer's tryPop item was delivered but not released; a
-    // spent cursor is owed its release (it is paid when stepped past).
+    // A previous consumer's tryPop item was delivered but not released.
     const held = this.#w[CURSOR_HELD];
-    if (held !== NIL || this.#spent) {
-      this.#fill(held !== NIL ? held : this.#cursor);
+    if (held !== NIL) {
+      this.#fill(held);
       this.#release();
-      if (held !== NIL && this.#spent && held !== this.#cursor) {
-        this.#fill(this.#cursor);
-        this.#release();
-      }
       this.#publish();
     }
   }
@@ -396,86 +368,56 @@ export class MpscQueue {
   }
 
   /**
-   * Takes the next node to deliver, or returns NIL with `lastState` set to
-   * "empty" or "busy". A spent cursor (or the stub) is stepped past first,
-   * once its link shows; a node whose link has not shown is delivered
-   * spent (see "The last node" in the module docs).
+   * Advances the cursor past one node if it can. Returns the node taken,
+   * or NIL with `lastState` set to "empty" or "busy".
    */
   #take(): number {
+    const w = this.#w;
     let c = this.#cursor;
-    if (c === STUB || this.#spent) {
-      // Never SNAP_END: the snapshot is cleared where a node is made spent,
-      // and the stub is never a snapshot (a TAIL of STUB is not kept).
-      let next = this.#next(c);
+    let next = this.#next(c);
+    if (c === STUB) {
       if (next === NIL) {
-        // Nothing linked behind c. With TAIL still on c the queue is empty:
-        // settle it. Else a push is mid-window: its link may be stored by
-        // now, so read it once more before saying busy.
-        if (this.#settle(c)) {
-          this.lastState = "empty";
-          return NIL;
-        }
-        next = this.#loadNext(c);
-        if (next === NIL) {
-          this.lastState = "busy";
-          return NIL;
-        }
+        // Observes the producers' exchange: TAIL past the stub means a
+        // producer published without linking yet.
+        this.lastState = this.#load(TAIL) === STUB ? "empty" : "busy";
+        return NIL;
       }
-      this.#stepTo(next);
-      c = next;
+      this.#cursor = c = next;
+      next = this.#next(c);
     }
-    const next = this.#next(c);
-    if (next === SNAP_END || next === NIL) this.#spent = true;
-    else this.#cursor = next;
-    return c;
-  }
-
-  /** Moves the cursor from the stub or a spent node to its successor. */
-  #stepTo(next: number): void {
-    if (this.#spent) {
-      this.#spent = false;
-      if (this.#owed) this.#payOwed();
+    if (next === SNAP_END) {
+      // c was TAIL at the snapshot: if it still is, take it now without
+      // reading its link.
+      w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
+      if (this.#cas(TAIL, c, STUB) === c) {
+        this.#cursor = STUB;
+        return c;
+      }
+      next = this.#next(c);
     }
-    this.#cursor = next;
-  }
-
-  /**
-   * The cursor `c` (the stub, or spent) has no link. If `TAIL` is still
-   * `c`, the queue is empty: a spent `c` swings `TAIL` back to the stub in
-   * one compareExchange and is released (a push after that links behind
-   * the stub). The stub's link is reset first, with a plain write that
-   * happens-before any push reading STUB from `TAIL` (through the
-   * compareExchange); no push is linking to the stub then (the consumer
-   * stepped past it after reading its link). Returns false when `TAIL` has
-   * moved on: a push is mid-window.
-   */
-  #settle(c: number): boolean {
-    if (c === STUB) return this.#load(TAIL) === STUB;
+    if (next !== NIL) {
+      this.#cursor = next;
+      return c;
+    }
+    // c has no link yet. If it is still the last node, swing TAIL back to
+    // the stub in one compareExchange and take c: a push after that links
+    // behind the stub. The stub's link is reset first, with a plain write
+    // that happens-before any push reading STUB from TAIL (through the
+    // compareExchange). If TAIL moved on, a push is mid-window: its link
+    // is usually stored by now, so read it once more before saying busy.
     this.#snap = NIL;
-    this.#w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
-    if (this.#cas(TAIL, c, STUB) !== c) return false;
-    this.#spent = false;
-    this.#cursor = STUB;
-    if (this.#owed) {
-      this.#payOwed();
-      this.#publish();
+    w[this.#nodeBase + STUB * NODE_WORDS + N_NEXT] = NIL;
+    if (this.#cas(TAIL, c, STUB) === c) {
+      this.#cursor = STUB;
+      return c;
     }
-    return true;
-  }
-
-  /**
-   * Leaves a spent cursor now if it can (its link shows, or the queue
-   * settles): its storage is released now if its delivery is over, else
-   * when it is (`#release`).
-   */
-  #leaveSpent(): void {
-    const c = this.#cursor;
-    const next = this.#loadNext(c);
-    if (next !== NIL) this.#stepTo(next);
-    else if (!this.#settle(c)) {
-      const late = this.#loadNext(c);
-      if (late !== NIL) this.#stepTo(late);
+    next = this.#loadNext(c);
+    if (next !== NIL) {
+      this.#cursor = next;
+      return c;
     }
+    this.lastState = "busy";
+    return NIL;
   }
 
   #fill(node: number): QueueEntry {
@@ -500,40 +442,18 @@ export class MpscQueue {
     return e;
   }
 
-  /**
-   * The entry's delivery is over: counts its node (and its payload) as
-   * released, locally; for the spent cursor, owes it until the consumer
-   * steps past it.
-   */
+  /** Counts the entry's node (and its payload) as released, locally. */
   #release(): void {
     const e = this.#entry;
-    if (this.#spent && e.node === this.#cursor) {
-      this.#owed = true;
-      this.#owedSlot = e.producer;
-      this.#owedStart = e.a;
-      this.#owedLength = e.byteLength;
-    } else {
-      this.#releaseNode(e.producer, e.a, e.byteLength);
-    }
-  }
-
-  /** Pays the spent cursor's owed release. */
-  #payOwed(): void {
-    this.#owed = false;
-    this.#releaseNode(this.#owedSlot, this.#owedStart, this.#owedLength);
-  }
-
-  /**
-   * Counts one node of `slot` released, and its payload (`length` bytes
-   * from the byte counter value `start`; none when `length` is -1).
-   */
-  #releaseNode(slot: number, start: number, length: number): void {
+    const slot = e.producer;
     if (this.#isDirty[slot] === 0) {
       this.#isDirty[slot] = 1;
       this.#dirty[this.#dirtyCount++] = slot;
     }
     this.#relNodes[slot]++;
-    if (length >= 0) this.#relBytes[slot] = (start + alignUp(length)) | 0;
+    if (e.byteLength >= 0) {
+      this.#relBytes[slot] = (e.a + alignUp(e.byteLength)) | 0;
+    }
   }
 
   /** Publishes local release counts: one atomic store per slot touched. */
@@ -556,7 +476,6 @@ export class MpscQueue {
     this.#dirtyCount = 0;
     w[CURSOR] = this.#cursor;
     w[CURSOR_HELD] = this.#held;
-    w[CURSOR_SPENT] = this.#spent ? 1 : 0;
   }
 
   #releaseHeld(): void {
@@ -578,13 +497,8 @@ export class MpscQueue {
     const node = this.#take();
     if (node === NIL) return this.lastState === "empty" ? EMPTY : BUSY;
     this.#held = node;
-    // Settles an emptied queue now (the held node is released on the next
-    // call): a push after this call reports PUSH_WAS_EMPTY.
-    if (this.#spent) this.#leaveSpent();
-    // Publishes what stepping past a spent node released, with the cursor
-    // words (resume() reads both: the node is delivered once, not again,
-    // and not lost to its slot either).
-    this.#publish();
+    this.#w[CURSOR] = this.#cursor; // for resume(): delivered once, not again
+    this.#w[CURSOR_HELD] = node;
     return this.#fill(node);
   }
 
@@ -605,8 +519,6 @@ export class MpscQueue {
     this.#releaseHeld();
     let n = 0;
     this.#halted = false;
-    // A throwing fn must not leave an earlier drain's "busy" behind.
-    this.lastState = "more" as DrainState;
     try {
       while (n < limit) {
         n += this.#runCovered(limit - n, fn);
@@ -619,11 +531,6 @@ export class MpscQueue {
       this.lastState = "more";
       return n;
     } finally {
-      // Every item delivered is released when the drain returns (unless a
-      // push is still linking behind the last one: "busy", just found): its
-      // producer may reuse the space at once, and an emptied queue is
-      // settled.
-      if (this.#spent && this.lastState !== "busy") this.#leaveSpent();
       this.#publish();
     }
   }
@@ -654,7 +561,7 @@ export class MpscQueue {
     fn: (entry: QueueEntry) => void | boolean,
   ): number {
     const snap = this.#snap;
-    if (snap === NIL || this.#spent) return 0; // `#take` steps past it
+    if (snap === NIL) return 0;
     const w = this.#w;
     const links = this.#nodeBase + N_NEXT;
     let c = this.#cursor;
@@ -693,14 +600,13 @@ export class MpscQueue {
     if (this.#early) return;
     this.#early = true;
     this.#release();
-    if (this.#owed) this.#leaveSpent(); // the spent cursor: leave it now
     this.#publish();
   }
 
   /**
    * Items queued, estimated: per producer slot, nodes allocated (a plain,
    * possibly stale read of the count each producer writes on every push)
-   * minus nodes delivered. Stale in the direction of too few, never
+   * minus nodes released. Stale in the direction of too few, never
    * negative. Consumer thread only; O(producer slots).
    *
    * @returns The estimate.
@@ -709,7 +615,7 @@ export class MpscQueue {
     const w = this.#w;
     let n = 0;
     for (let s = 0; s < this.#layout.producers; s++) {
-      const d = (w[slotWord(s) + P_ALLOC_NODES] - this.consumed(s)) | 0;
+      const d = (w[slotWord(s) + P_ALLOC_NODES] - this.#relNodes[s]) | 0;
       if (d > 0) n += d;
     }
     return n;
@@ -828,27 +734,14 @@ export class MpscQueue {
   }
 
   /**
-   * Nodes of a slot delivered so far (this consumer's own count, including
-   * releases not yet published, and the nodes delivered and not released
-   * yet: the spent cursor, a `tryPop` item until the next call).
+   * Nodes of a slot consumed so far (this consumer's own count, including
+   * releases not yet published).
    *
    * @param slot Producer slot.
    * @returns The count (wraps at 2^32).
    */
   consumed(slot: number): number {
-    let n = this.#relNodes[slot];
-    const c = this.#cursor;
-    const h = this.#held;
-    if (this.#spent && this.#slotOf(c) === slot) n++;
-    if (h !== NIL && !(this.#spent && h === c) && this.#slotOf(h) === slot) {
-      n++;
-    }
-    return n | 0;
-  }
-
-  /** The producer slot a node belongs to. */
-  #slotOf(node: number): number {
-    return (node - FIRST_PRODUCER_NODE) >>> this.#slotShift;
+    return this.#relNodes[slot];
   }
 
   /**
@@ -858,23 +751,18 @@ export class MpscQueue {
   publishDelivered(): void {
     const w = this.#w;
     for (let s = 0; s < this.#layout.producers; s++) {
-      Atomics.store(w, slotWord(s) + C_DELIVERED_NODES, this.consumed(s));
+      Atomics.store(w, slotWord(s) + C_DELIVERED_NODES, this.#relNodes[s]);
     }
   }
 
   /**
    * Whether nothing is queued or being pushed (a snapshot: a push may land
-   * right after). Consumer thread only. A queue found empty behind a spent
-   * cursor is settled (see the module docs), so afterwards `TAIL` is the
-   * stub: the waiter's check before it sleeps (`wake.ts`) relies on that.
+   * right after). Consumer thread only.
    *
-   * @returns True when the cursor is the stub, or spent with no link, and
-   *   `TAIL` is the stub.
+   * @returns True when the cursor is the stub and `TAIL` is the stub.
    */
   isEmpty(): boolean {
-    const c = this.#cursor;
-    if (c === STUB) return this.#load(TAIL) === STUB;
-    return this.#spent && this.#loadNext(c) === NIL && this.#settle(c);
+    return this.#cursor === STUB && this.#load(TAIL) === STUB;
   }
 }
 

@@ -40,13 +40,7 @@ import { type AtomicSteps, isMemory, stepsFor } from "./wasm_atomics.ts";
 export const PUSH_FULL = 0;
 /** Push result: queued behind other items. */
 export const PUSH_OK = 1;
-/**
- * Push result: queued, and the queue held no item before (the wake hint):
- * `TAIL` was the stub, so the consumer had found the queue empty (see "The
- * last node" in `mpsc_queue.ts`). A push while the consumer is still busy
- * with the item it took last reports {@linkcode PUSH_OK}: the consumer
- * looks again before it sleeps.
- */
+/** Push result: queued, and the queue held no item before (the wake hint). */
 export const PUSH_WAS_EMPTY = 2;
 /** What a push returns. */
 export type PushResult =

@@ -24,7 +24,6 @@
  * | 1    | `NOTIFIES` (35)     | notifies sent      | producers             | metrics            |
  * | 2    | `CURSOR` (64)       | consumer cursor    | consumer              | resume, diagnostics|
  * | 2    | `CURSOR_HELD` (65)  | tryPop item held   | consumer              | resume             |
- * | 2    | `CURSOR_SPENT` (66) | cursor delivered   | consumer              | resume             |
  * | 3+   | producer table      | 2 lines each       | see `P_*` / `C_*`     |                    |
  * |      | `P_CLAIM` (+0)      | free/reserved/own  | attachers (CAS), loop | attachers          |
  * |      | `P_ALLOC_NODES` (+1)| nodes allocated    | producer (plain)      | consumer estimate  |
@@ -67,7 +66,7 @@ export const LINE_BYTES = LINE_WORDS * 4;
 /** Magic number in word 0: ASCII "twlq". */
 export const MAGIC = 0x74776c71;
 /** Bumped whenever this table changes. */
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 3;
 
 /** Header word: magic number. */
 export const H_MAGIC = 0;
@@ -119,11 +118,6 @@ export const WAKE_SEALED = -3;
 export const CURSOR = 2 * LINE_WORDS;
 /** Consumer's line: node returned by `tryPop` and not yet released, or NIL. */
 export const CURSOR_HELD = CURSOR + 1;
-/**
- * Consumer's line: 1 when the cursor node was delivered and the consumer
- * waits for its link before stepping past it (see `MpscQueue`), else 0.
- */
-export const CURSOR_SPENT = CURSOR + 2;
 
 /** First word of the producer table. */
 export const PRODUCER_TABLE = 3 * LINE_WORDS;

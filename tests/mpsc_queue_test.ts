@@ -8,9 +8,8 @@
  * the SAB queue by doing the exchange on `TAIL` by hand, with a node of a
  * slot claimed by hand, and storing the link later.
  *
- * Cases specific to the SAB queue (buffer validation, config validation,
- * the spent cursor: the last item delivered keeps its node until the
- * consumer has read its link) follow the contract suite.
+ * Cases specific to the SAB queue (buffer validation, config validation)
+ * follow the contract suite.
  *
  * @module
  */
@@ -49,7 +48,6 @@ import {
   SLOT_CLAIMED,
   SLOT_FREE,
   slotWord,
-  STUB,
   TAIL,
 } from "../runtime/queue_layout.ts";
 import { ReferenceQueue } from "./reference_queue.ts";
@@ -1071,147 +1069,6 @@ Deno.test("queue config is validated with TypeError or RangeError, Cannot create
   }
 });
 
-// ---------------------------------------------------------------------------
-// SAB queue only: the spent cursor (see "The last node" in mpsc_queue.ts)
-
-Deno.test("SAB queue: every item before a push caught mid-window is delivered; the last one's node comes back once that push links", () => {
-  const s = sabQueue({
-    producers: 2,
-    nodesPerProducer: 4,
-    bytesPerProducer: 0,
-  });
-  const w = new Int32Array((s.consumer as MpscQueue).buffer);
-  const p = s.attach() as Producer;
-  const released = () => Atomics.load(w, slotWord(p.slot) + C_RELEASED_NODES);
-  p.push(1, 0, 0);
-  p.push(1, 0, 1);
-  const link = s.midPush(2, 0, 2); // the other slot, exchanged, not linked
-  assert.deepEqual(drainKeys(s.consumer), [
-    key(p.slot, 1, 0, 0),
-    key(p.slot, 1, 0, 1),
-  ]);
-  assert.equal(s.consumer.lastState, "busy");
-  assert.equal(s.consumer.isEmpty(), false);
-  assert.equal(released(), 1, "the last item's node waits for its link");
-  // A consumer taking over meanwhile delivers nothing twice and still owes
-  // the spent node's release.
-  const d = s.resume();
-  assert.equal(d.tryPop(), BUSY);
-  link();
-  const rest = drainKeys(d);
-  assert.equal(rest.length, 1);
-  assert.match(rest[0], / tag 2 a 0 b 2$/);
-  assert.equal(d.lastState, "empty");
-  assert.equal(released(), 2, "stepped past: released");
-  // The drain settled the emptied queue: a push finds it empty.
-  assert.equal(p.push(1, 0, 3), PUSH_WAS_EMPTY);
-  assert.deepEqual(drainKeys(d), [key(p.slot, 1, 0, 3)]);
-  assert.equal(released(), 3);
-  assert.equal(d.isEmpty(), true);
-});
-
-Deno.test("SAB queue: taking the last item leaves TAIL alone; only an emptied queue is settled", () => {
-  const s = sabQueue({
-    producers: 1,
-    nodesPerProducer: 8,
-    bytesPerProducer: 0,
-  });
-  const q = s.consumer as MpscQueue;
-  const w = new Int32Array(q.buffer);
-  const p = q.attachLocal();
-  // A chain, as a loop's tasks that queue tasks: each item is the only one
-  // queued when it is taken, and queues the next while it runs.
-  let n = 0;
-  const seen: number[] = [];
-  p.push(1, 0, n);
-  for (let pass = 0; pass < 50; pass++) {
-    q.drain(3, (e) => {
-      seen.push(Atomics.load(w, TAIL) === e.node ? 1 : 0);
-      p.push(1, 0, ++n);
-    });
-    assert.equal(q.lastState, "more");
-  }
-  assert.equal(n, 150);
-  assert.deepEqual(seen, new Array(150).fill(1), "TAIL still on the item");
-  assert.equal(q.drain(10, () => {}), 1);
-  assert.equal(q.lastState, "empty");
-  assert.equal(Atomics.load(w, TAIL), STUB, "settled once empty");
-});
-
-Deno.test("SAB queue: a consumer resumed after a tryPop that stepped past a spent node loses no node of its slot", () => {
-  const s = sabQueue({
-    producers: 2,
-    nodesPerProducer: 4,
-    bytesPerProducer: 0,
-  });
-  const p = s.attach() as Producer;
-  p.push(1, 0, 0);
-  const link = s.midPush(2, 0, 1);
-  const a = s.consumer.tryPop(); // delivered, spent: its link is missing
-  assert.ok(a !== EMPTY && a !== BUSY);
-  link();
-  p.push(1, 0, 2);
-  const b = s.consumer.tryPop(); // steps past the first, releasing it
-  assert.ok(b !== EMPTY && b !== BUSY);
-  assert.match(keyOf(b), / tag 2 a 0 b 1$/);
-  const d = s.resume();
-  assert.deepEqual(drainKeys(d), [key(p.slot, 1, 0, 2)]);
-  for (let i = 0; i < 4; i++) {
-    assert.notEqual(p.push(1, 0, 10 + i), PUSH_FULL, `push ${i}: no node lost`);
-  }
-  assert.equal(drainKeys(d).length, 4);
-});
-
-Deno.test("SAB queue: a drain whose callback throws on the last item releases it and settles, whatever the drain before it reported", () => {
-  const s = sabQueue({
-    producers: 2,
-    nodesPerProducer: 4,
-    bytesPerProducer: 0,
-  });
-  const w = new Int32Array((s.consumer as MpscQueue).buffer);
-  const p = s.attach() as Producer;
-  p.push(1, 0, 0);
-  const link = s.midPush(2, 0, 0);
-  s.consumer.drain(10, () => {});
-  assert.equal(s.consumer.lastState, "busy");
-  link();
-  for (let i = 1; i < 4; i++) p.push(1, 0, i);
-  assert.throws(
-    () =>
-      s.consumer.drain(10, (e) => {
-        if (e.b === 3) throw new Error("task failed");
-      }),
-    /task failed/,
-  );
-  assert.equal(Atomics.load(w, slotWord(p.slot) + C_RELEASED_NODES), 4);
-  assert.equal(Atomics.load(w, TAIL), STUB, "settled");
-  assert.equal(
-    p.pushBatch([1, 1, 1, 1], [0, 0, 0, 0], [4, 5, 6, 7], 4),
-    PUSH_WAS_EMPTY,
-  );
-});
-
-Deno.test("SAB queue: consumed() counts a tryPop item as delivered, with or without a push caught mid-window behind it", () => {
-  for (const midWindow of [false, true]) {
-    const s = sabQueue({
-      producers: 2,
-      nodesPerProducer: 4,
-      bytesPerProducer: 0,
-    });
-    const q = s.consumer as MpscQueue;
-    const p = s.attach() as Producer;
-    p.push(1, 0, 0);
-    const link = midWindow ? s.midPush(2, 0, 1) : undefined;
-    assert.equal(q.consumed(p.slot), 0);
-    assert.ok(q.tryPop() !== EMPTY);
-    assert.equal(q.consumed(p.slot), 1, `mid-window ${midWindow}`);
-    assert.equal(q.depth(), midWindow ? 1 : 0, "the taken item is not queued");
-    link?.();
-    drainKeys(q);
-    assert.equal(q.consumed(p.slot), 1);
-  }
-});
-
 Deno.test("SAB queue: payload space keeps coming back when the byte counters pass 2^31 and wrap", () => {
   // Counters as after ~2 GiB of payloads: just below 2^31, where the int32
   // counters turn negative, and just below 2^32, where they wrap to 0.
@@ -1230,8 +1087,8 @@ Deno.test("SAB queue: payload space keeps coming back when the byte counters pas
     const got: number[] = [];
     const want: number[] = [];
     for (let i = 0; i < 40; i += 2) {
-      // Two items a round: the first is released as the drain steps past
-      // it, the second once the drain settles the emptied queue.
+      // Two items a round: the first released behind its link, the second
+      // taken off the tail.
       for (const seq of [i, i + 1]) {
         const bytes = payloadFor(0, seq, 24);
         assert.notEqual(
