@@ -268,7 +268,8 @@ async function measure(s: SectionSettings, z: Sizes): Promise<Cell[]> {
   const runs = new Map<string, Sample[]>();
   for (const p of PATTERNS) {
     for (let round = -1; round < z.rounds; round++) {
-      s.progress(round < 0 ? `dispatch ${p} warm-up` : ` ${round + 1}`);
+      const first = p === PATTERNS[0] ? "" : "\n"; // each pattern its line
+      s.progress(round < 0 ? `${first}dispatch ${p} warm-up` : ` ${round + 1}`);
       for (const im of rotate(IMPLS, round)) {
         const sample = await im[p](tasksFor(z, im, p));
         if (round < 0) continue;

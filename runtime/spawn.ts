@@ -96,7 +96,7 @@ export function spawnWorker(
   }
   worker.addEventListener("error", (ev: ErrorEvent) => {
     ev.preventDefault();
-    died(ev.error ?? new Error(`Worker failed: ${ev.message}`));
+    died(ev.error ?? new Error(`Cannot run worker: ${ev.message}`));
   });
   loop.onPortClosed(handle.slot, () => {
     dead = true; // closed cleanly: nothing to repair
