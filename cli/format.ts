@@ -42,7 +42,7 @@ export function rate(n: number): string {
 export function duration(ms: number): string {
   if (!Number.isFinite(ms)) return String(ms);
   const a = Math.abs(ms);
-  if (a === 0) return "0";
+  if (a === 0) return "0 ms";
   if (a < 1e-3) return `${(ms * 1e6).toFixed(0)} ns`;
   if (a < 1) return `${(ms * 1e3).toFixed(a < 0.01 ? 2 : 1)} µs`;
   if (a < 1000) return `${ms.toFixed(a < 10 ? 2 : 1)} ms`;
