@@ -141,8 +141,10 @@ function setTimeoutFire(delays: Int32Array): Promise<Sample> {
 /**
  * The loops of the twloop runs, one per clock, each kept for every run (a
  * program keeps its loop, as the host keeps its timer structures between
- * the `setTimeout` runs): the first warm-up run grows its timer store, the
- * measured runs reuse it. Closed at the end of the section.
+ * the `setTimeout` runs). The warm-up round is smaller than the measured
+ * ones, so each loop's first measured run grows its timer store to the
+ * run's size (for `setTimeout` too: the first run at that size) and shows
+ * in the min–max; later runs reuse it. Closed at the end of the section.
  */
 const loops = new Map<string, Loop>();
 
@@ -395,7 +397,8 @@ function render(cells: Cell[], z: Sizes): BenchSection {
       "implementations interleaved (the order turns each round); every run " +
       "counts its callbacks. twloop keeps one loop per clock for every " +
       "run, as a program keeps its loop (and the host its timer " +
-      "structures): a run's timer store is the one earlier runs grew.",
+      "structures): the first measured run grows the timer store to the " +
+      "run's size (it shows in min–max), later runs reuse it.",
       "insert = the scheduling loop; fire = end of that loop to the last " +
       "callback (runSync for twloop, the host event loop for setTimeout); " +
       "cancel = cancelling every pending timer. ns per timer: median " +

@@ -290,6 +290,11 @@ export class Loop {
   #running = false;
   /** Phases 1-3 of a pass are under way (tasks may be running). */
   #inPass = false;
+  /**
+   * A task or timer callback of this loop's own is running: its queue
+   * entry is not read again, so its node may be released early.
+   */
+  #ownEntry = false;
   #stopped = false;
   #closing = false;
   #sealed = false;
@@ -481,7 +486,9 @@ export class Loop {
   #pushLocal(item: Local, tag: number): boolean {
     if (this.#self.freeNodes() <= 2) {
       // Tasks this pass already ran may have freed nodes that the drain has
-      // not published yet (it does once, at its end).
+      // not published yet (it does once, at its end), and the running task's
+      // own node is not read again: release it now.
+      if (this.#ownEntry) this.#queue.releaseCurrent();
       this.#queue.publishReleases();
       if (this.#self.freeNodes() <= 2) return false;
     }
@@ -952,6 +959,7 @@ export class Loop {
     const now = this.#timers.passNow;
     if (now === now) this.#now = now;
     this.#inPass = false;
+    this.#ownEntry = false;
     this.#timers.setPass(false);
   }
 
@@ -1036,7 +1044,9 @@ export class Loop {
     this.#local[e.a] = undefined;
     this.#releaseLocal();
     this.#m.ran(tag === TAG_HOST ? 3 : 0);
+    this.#ownEntry = true; // a throw leaves it set: #endPass clears it
     this.#guard(item);
+    this.#ownEntry = false;
     return !this.#stopped;
   }
 
@@ -1047,9 +1057,11 @@ export class Loop {
     const callback = this.#timers.fire(id, ticket);
     if (callback !== undefined) {
       this.#m.ran(1);
+      this.#ownEntry = true;
       try {
         this.#guard(callback);
       } finally {
+        this.#ownEntry = false;
         this.#timers.settle(id, ticket);
       }
     }

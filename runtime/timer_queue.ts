@@ -38,8 +38,10 @@
  * out before, so old handles stay stale. It drops its arrays if the burst's
  * peak of live timers stayed under a quarter of them, and keeps them
  * otherwise: a program that sets bursts of 10^6 timers does not grow them
- * again for each burst (that was ~9 % of a burst's time), and memory is
- * bounded by four times the larger peak of the last two bursts.
+ * again for each burst (that was ~9 % of a burst's time). So memory is
+ * bounded by four times the larger peak of the last two bursts: arrays a
+ * large burst grew are kept until a later burst peaks under a quarter of
+ * them, or the loop closes (`clear`).
  *
  * ## Order: one FIFO list per delay, a heap of lists
  *
@@ -173,8 +175,8 @@ export class TimerQueue {
 
   /**
    * Frees an id; its generation moves on. An id whose generation would
-   * wrap is retired instead (never handed out again, until the store is
-   * dropped), so no stale handle can ever match a later timer.
+   * wrap is retired instead (never handed out again: a store holding one
+   * no longer starts over), so no stale handle can ever match a later timer.
    *
    * @param id A live id, not in a list.
    */
@@ -260,6 +262,11 @@ export class TimerQueue {
     for (let id = 0; id < this.#used; id++) {
       if ((this.flags[id] & STATE_MASK) !== FREE) this.free(id);
     }
+    // No id is handed out after this: the arrays go, whatever their size,
+    // and every handle reads as stale (its id is not below #used).
+    this.#used = 0;
+    this.#freeHead = this.#freeTail = NIL;
+    this.#drop();
     this.#byKey.clear();
     this.#small.fill(NIL);
     this.#heapSize = 0;

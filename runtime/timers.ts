@@ -2,8 +2,8 @@
  * Timer handles ({@linkcode Timer}), their states and delay validation.
  * The timers themselves live in the loop's store, ordered by deadline,
  * ties broken by creation sequence (`timer_queue.ts`: insert and cancel
- * O(1) or O(log n), memory bounded by the peak of live timers since the
- * loop last had none).
+ * O(1) or O(log n); memory bounded by four times the larger peak of live
+ * timers of the last two bursts, a burst ending when the loop has none).
  *
  * ## Delay meanings (validated by {@linkcode checkDelay})
  *

@@ -740,6 +740,38 @@ Deno.test("queue() and tryQueue()", async (t) => {
   );
 
   await t.step(
+    "a task fills the loop's own slot exactly as far as code outside a pass can",
+    () => {
+      for (const nodesPerProducer of [4, 8, 16, 32]) {
+        const { loop } = setup({ capacity: { nodesPerProducer } });
+        let inside = 0;
+        let error: unknown;
+        loop.queue(() => {
+          try {
+            for (;;) {
+              loop.queue(() => {});
+              inside++;
+            }
+          } catch (e) {
+            error = e;
+          }
+        });
+        runSyncToEnd(loop);
+        let outside = 0;
+        while (loop.tryQueue(() => {})) outside++;
+        runSyncToEnd(loop);
+        assert.equal(outside, nodesPerProducer - 2, "two nodes kept back");
+        assert.equal(inside, outside, `${nodesPerProducer} nodes`);
+        assert.ok(error instanceof QueueFullError);
+        assert.match(
+          (error as Error).message,
+          new RegExp(`^Cannot queue task: ${inside} tasks already queued`),
+        );
+      }
+    },
+  );
+
+  await t.step(
     "due timers beyond the slot's free nodes stay due for the next pass, in order",
     () => {
       const { clock, loop } = setup({ capacity: { nodesPerProducer: 4 } });

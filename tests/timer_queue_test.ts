@@ -130,3 +130,21 @@ Deno.test("a store keeps its arrays across bursts that fill them, drops them aft
   }
   assert.equal(q.live(fresh, freshGen) & STATE_MASK, TIMER_PENDING);
 });
+
+Deno.test("clear() (the loop closing) drops the arrays a large burst left, and every handle reads as stale", () => {
+  const q = new TimerQueue();
+  const handles = burst(q, 20_000); // kept: over a quarter of 65536 ids
+  assert.equal(q.flags.length, 65536);
+  const live: [number, number][] = [];
+  for (let i = 0; i < 10; i++) {
+    const id = add(q, 5, i, 5);
+    live.push([id, q.flags[id] >>> GEN_SHIFT]);
+  }
+  q.clear();
+  assert.equal(q.flags.length, 0, "dropped");
+  assert.equal(q.size, 0);
+  assert.equal(q.nextDeadline(), Infinity);
+  for (const [id, gen] of [...handles, ...live]) {
+    assert.equal(q.live(id, gen), -1);
+  }
+});
