@@ -45,7 +45,10 @@
  * busy for 20 ms (10 while tracked operations are in flight) it yields a
  * turn in which the host also polls I/O and runs its timers (in Deno that
  * takes a `setTimeout(0)`, ~1.2 ms: under a sustained flood a sixteenth to
- * a tenth of the time goes to the host). The
+ * a tenth of the time goes to the host). It reads the clock for that after
+ * every pass while passes are slow, and after every 2nd or 4th while they
+ * are quick, so when passes turn slow right after quick ones the turn may
+ * come up to 3 passes late. The
  * blocking drive (`runSync`) never yields: reactions wait until it returns.
  *
  * ## Close
@@ -63,6 +66,7 @@
  * @module
  */
 
+import { BusyTime } from "./busy_time.ts";
 import { type Clock, RealClock } from "./clock.ts";
 import { MpscQueue, type QueueConfig } from "./mpsc_queue.ts";
 import type { Producer, QueueEntry } from "./mpsc_queue.ts";
@@ -873,7 +877,8 @@ export class Loop {
 
   async #driveAsync(method: string, once: boolean): Promise<number> {
     const t0 = this.#enter(method);
-    let lastIo = t0; // the last turn in which the host could poll I/O
+    // Busy time since the host could last poll I/O.
+    const busy = new BusyTime(t0, () => performance.now());
     // A pending waitAsync does not keep the process alive: hold it for the
     // whole run instead of arming a host timer per sleep.
     const hold = setInterval(() => {}, 1 << 30);
@@ -903,11 +908,11 @@ export class Loop {
         // returned at once (a timer already due, work already there) did
         // not, so the busy-time bound still applies.
         if (sleep >= 0 && this.#waiter.yieldedToHost) {
-          lastIo = performance.now();
-        } else if (performance.now() - lastIo > this.#ioTurnMs()) {
+          busy.yielded();
+        } else if (busy.over(this.#ioTurnMs())) {
           // Work kept the drive busy: the host polls I/O, runs its timers.
           await turn.io();
-          lastIo = performance.now();
+          busy.yielded();
         } else if (
           sleep === VIRTUAL_JUMP || sleep === BUSY_PAUSE || this.#hostOps > 0
         ) {
