@@ -491,9 +491,10 @@ export class Loop {
     if (this.#self.freeNodes() <= 2) {
       // Tasks this pass already ran may have freed nodes that the drain has
       // not published yet (it does once, at its end), and the running task's
-      // own node is not read again: release it now.
+      // own node is not read again: release it now (which publishes them;
+      // an entry released early already published them).
       if (this.#ownEntry) this.#queue.releaseCurrent();
-      this.#queue.publishReleases();
+      else this.#queue.publishReleases();
       if (this.#self.freeNodes() <= 2) return false;
     }
     const i = this.#localNext & (this.#local.length - 1);

@@ -211,12 +211,17 @@ export class TimerQueue {
       this.#genTop >= GEN_BITS // the new base must be above every old one
     ) return;
     this.#genBase = this.#genTop = this.#genTop + (1 << GEN_SHIFT);
+    this.#startOver();
+    // free() left every callback undefined: kept arrays need no clearing.
+    if (peak * 4 < this.flags.length) this.#drop();
+  }
+
+  /** Forgets every id and list slot handed out: the next come from 0. */
+  #startOver(): void {
     this.#used = 0;
     this.#freeHead = this.#freeTail = NIL;
     this.#listUsed = 0;
     this.#listFreeCount = 0;
-    // free() left every callback undefined: kept arrays need no clearing.
-    if (peak * 4 < this.flags.length) this.#drop();
   }
 
   /** Drops the arrays of a store that is starting over. */
@@ -264,14 +269,11 @@ export class TimerQueue {
     }
     // No id is handed out after this: the arrays go, whatever their size,
     // and every handle reads as stale (its id is not below #used).
-    this.#used = 0;
-    this.#freeHead = this.#freeTail = NIL;
+    this.#startOver();
     this.#drop();
     this.#byKey.clear();
     this.#small.fill(NIL);
     this.#heapSize = 0;
-    this.#listUsed = 0;
-    this.#listFreeCount = 0;
     this.#size = 0;
   }
 

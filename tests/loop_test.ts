@@ -36,6 +36,9 @@ function queueNumbered(loop: Loop, n: number, into: number[], from = 0): void {
   for (let i = from; i < from + n; i++) loop.queue(() => into.push(i));
 }
 
+/** Sizes of the loop's own slot the full-slot cases run at. */
+const SLOT_SIZES = [4, 8, 16, 32];
+
 function range(from: number, to: number): number[] {
   return Array.from({ length: to - from }, (_, i) => from + i);
 }
@@ -725,7 +728,7 @@ Deno.test("queue() and tryQueue()", async (t) => {
       // The nodes of the tasks a pass already ran are free before the pass
       // ends (a drain publishes its releases once, at its end): a task that
       // finds the slot full gets them published, not a QueueFullError.
-      for (const nodesPerProducer of [4, 8, 16, 32]) {
+      for (const nodesPerProducer of SLOT_SIZES) {
         const { loop } = setup({ capacity: { nodesPerProducer } });
         let ran = 0;
         const task = () => {
@@ -742,7 +745,7 @@ Deno.test("queue() and tryQueue()", async (t) => {
   await t.step(
     "a task fills the loop's own slot exactly as far as code outside a pass can",
     () => {
-      for (const nodesPerProducer of [4, 8, 16, 32]) {
+      for (const nodesPerProducer of SLOT_SIZES) {
         const { loop } = setup({ capacity: { nodesPerProducer } });
         let inside = 0;
         let error: unknown;
