@@ -23,6 +23,8 @@ export class BusyTime {
   #lastRead: number;
   #stride = 1;
   #left = 1;
+  /** The smallest budget asked for since the last read. */
+  #budget = Infinity;
 
   /**
    * @param start The time the drive started, from `now`.
@@ -37,16 +39,23 @@ export class BusyTime {
   yielded(): void {
     this.#since = this.#lastRead = this.#now();
     this.#stride = this.#left = 1;
+    this.#budget = Infinity;
   }
 
   /**
    * Called after a pass that kept the drive busy.
    *
-   * @param budgetMs Busy time after which the host is owed a turn.
+   * @param budgetMs Busy time after which the host is owed a turn; the
+   *   next clock read compares with the smallest one since the last read.
    * @returns True when a turn is owed.
    */
   over(budgetMs: number): boolean {
+    // The budget shrinks while tracked operations are in flight: a pass
+    // that skips its read still holds the next read to its budget.
+    if (budgetMs < this.#budget) this.#budget = budgetMs;
     if (--this.#left > 0) return false;
+    budgetMs = this.#budget;
+    this.#budget = Infinity;
     const now = this.#now();
     if (now - this.#since > budgetMs) return true;
     const quick = now - this.#lastRead < budgetMs / 16;

@@ -73,3 +73,19 @@ Deno.test("a turn resets the count: busy time starts again from the turn", () =>
   clock.t = 36;
   assert.equal(busy.over(20), true, "21 ms since the turn");
 });
+
+Deno.test("a budget that shrank for passes between two reads still holds the next read: the turn is at most 3 passes late", () => {
+  const clock = fakeClock();
+  const busy = new BusyTime(0, clock.now);
+  // Quick passes at the 20 ms budget until the stride is 4, then passes
+  // whose budget is 10 ms (tracked operations in flight) for only part of a
+  // stride: reads that fall on a 20 ms pass must still compare with 10.
+  let at = -1;
+  for (let i = 0; i < 1000 && at < 0; i++) {
+    clock.t += 0.05;
+    const budget = clock.t > 10 && i % 4 === 1 ? 10 : 20;
+    if (busy.over(budget)) at = i;
+  }
+  // 10 ms is crossed in pass 200 (10.05 ms); its stride ends by pass 203.
+  assert.ok(at >= 200 && at <= 200 + BUSY_STRIDE_MAX - 1, `turn at ${at}`);
+});
